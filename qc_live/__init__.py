@@ -1,0 +1,78 @@
+"""qc_live: real-time task dispatch for manual quality-check teams."""
+import logging
+
+from flask import Flask
+from sqlalchemy.exc import OperationalError
+
+from . import database, errors
+from .config import Config, from_env
+from .extensions import db, jwt, socketio
+
+__all__ = ["create_app", "socketio"]
+
+
+def create_app(test_config: Config | dict | None = None) -> Flask:
+    """Build the application. Without arguments the configuration comes from
+    the environment; tests pass a Config (or a dict of Config fields)."""
+    if test_config is None:
+        config = from_env()
+    elif isinstance(test_config, Config):
+        config = test_config
+    else:
+        config = Config(**test_config)
+
+    logging.basicConfig(level=config.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask(__name__, instance_path=config.instance_path,
+                static_folder="../static", template_folder="../templates")
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        SQLALCHEMY_DATABASE_URI=config.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=database.engine_options(config.database_url),
+        MAX_CONTENT_LENGTH=config.max_request_bytes,
+    )
+    app.json.sort_keys = False
+    app.extensions["qc_config"] = config
+
+    from .auth import bootstrap_admin, configure_jwt
+    configure_jwt(app, config)
+    db.init_app(app)
+    jwt.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode=config.async_mode,
+        message_queue=config.message_queue,
+        cors_allowed_origins=list(config.cors_origins) or None,
+        max_http_buffer_size=1_000_000,
+        logger=False,
+        engineio_logger=False,
+    )
+    database.backoff_sleep = socketio.sleep
+
+    from . import api_health, api_reviewer, api_tasks, api_users, auth, cli, sockets  # noqa: F401
+    for blueprint in (auth.bp, api_tasks.bp, api_reviewer.bp, api_users.bp, api_health.bp,
+                      cli.bp):
+        app.register_blueprint(blueprint)
+    errors.register(app)
+
+    with app.app_context():
+        database.configure_engine(db.engine)
+        _create_schema()
+        bootstrap_admin(db.session, config)
+        db.session.remove()
+
+    from .runtime import Runtime
+    runtime = Runtime(app, config)
+    runtime.register()
+    app.extensions["qc_runtime"] = runtime
+    return app
+
+
+def _create_schema() -> None:
+    """Create missing tables. Several processes may start at once: a lost race
+    ("table exists") is fine, so try again once."""
+    try:
+        db.create_all()
+    except OperationalError:
+        db.session.rollback()
+        db.create_all()

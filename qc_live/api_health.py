@@ -1,0 +1,21 @@
+"""GET /healthz: 200 when the database answers, 503 when it does not."""
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify
+
+from .extensions import db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    runtime = current_app.extensions["qc_runtime"]
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+        db.session.rollback()
+    except Exception as exc:
+        db.session.rollback()
+        return jsonify({"status": "unavailable", "database": "unreachable",
+                        "error": {"code": "unavailable",
+                                  "message": f"database: {exc.__class__.__name__}"}}), 503
+    return jsonify({"status": "ok", "database": "ok", "process": runtime.process_id})

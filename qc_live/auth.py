@@ -1,0 +1,195 @@
+"""Accounts, passwords, tokens and role checks — for REST and sockets alike.
+
+Tokens carry the user's `token_version`; logout and deactivation bump it, so
+every access and refresh token issued before is dead at once.
+"""
+import secrets
+from datetime import timedelta
+from functools import wraps
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify
+from flask_jwt_extended import (create_access_token, create_refresh_token, current_user,
+                                decode_token, jwt_required)
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import notify
+from .database import run_write
+from .errors import Forbidden, Unauthorized
+from .extensions import db, jwt
+from .models import Role, User
+from .validation import json_body, json_object, string
+
+bp = Blueprint("auth", __name__)
+
+# Checked when the username is unknown, so both paths cost the same time.
+_DUMMY_HASH = generate_password_hash("not a real password")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)
+
+
+def find_user(session, username: str) -> User | None:
+    return session.scalars(sa.select(User).where(User.username == username)).first()
+
+
+def verify_login(session, username: str, password: str) -> User | None:
+    user = find_user(session, username)
+    ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    if user is None or not ok or not user.active:
+        return None
+    return user
+
+
+def issue_tokens(user: User) -> dict:
+    claims = {"role": user.role, "ver": user.token_version}
+    access = create_access_token(identity=str(user.id), additional_claims=claims)
+    refresh = create_refresh_token(identity=str(user.id), additional_claims=claims)
+    return {"token": access, "access_token": access, "refresh_token": refresh,
+            "user": user.public()}
+
+
+def configure_jwt(app, config) -> None:
+    app.config.update(
+        JWT_SECRET_KEY=config.secret_key,
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=config.access_token_minutes),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(days=config.refresh_token_days),
+        JWT_ERROR_MESSAGE_KEY="message",
+    )
+
+
+def _error(message: str):
+    return jsonify(Unauthorized(message).body()), 401
+
+
+@jwt.user_lookup_loader
+def _load_user(_header, payload):
+    user = db.session.get(User, int(payload["sub"]))
+    if user is None or not user.active or user.token_version != payload.get("ver"):
+        return None
+    return user
+
+
+@jwt.user_lookup_error_loader
+def _user_gone(_header, _payload):
+    return _error("the token was revoked or its user is no longer active")
+
+
+@jwt.unauthorized_loader
+def _missing(reason):
+    return _error(f"missing or malformed Authorization header ({reason})")
+
+
+@jwt.invalid_token_loader
+def _invalid(reason):
+    return _error(f"invalid token ({reason})")
+
+
+@jwt.expired_token_loader
+def _expired(_header, _payload):
+    return _error("the token has expired; refresh it or log in again")
+
+
+@jwt.revoked_token_loader
+def _revoked(_header, _payload):
+    return _error("the token was revoked")
+
+
+def user_from_token(token, required_role: Role | None = None, exact: bool = False) -> User:
+    """Authenticate a raw access token (sockets send it in the connect `auth`)."""
+    if not isinstance(token, str) or not token:
+        raise Unauthorized("an access token is required")
+    try:
+        payload = decode_token(token)
+    except Exception as exc:  # expired, bad signature, garbage: all the same to the client
+        raise Unauthorized(f"invalid token ({exc.__class__.__name__})") from None
+    if payload.get("type") != "access":
+        raise Unauthorized("an access token is required, not a refresh token")
+    user = _load_user(None, payload)
+    if user is None:
+        raise Unauthorized("the token was revoked or its user is no longer active")
+    if required_role is not None:
+        role = Role(user.role)
+        if (exact and role != required_role) or role.rank < required_role.rank:
+            raise Forbidden(f"this needs the {required_role.value} role", code="forbidden")
+    return user
+
+
+def role_required(role: Role, exact: bool = False):
+    """Decorator: a valid access token of a user with at least (or exactly) `role`."""
+    def decorate(view):
+        @wraps(view)
+        @jwt_required()
+        def wrapper(*args, **kwargs):
+            have = Role(current_user.role)
+            if (exact and have != role) or have.rank < role.rank:
+                raise Forbidden(f"this needs the {role.value} role")
+            return view(*args, **kwargs)
+        return wrapper
+    return decorate
+
+
+@bp.post("/login")
+def login():
+    data = json_object(json_body(), {"username", "password"})
+    username = string(data, "username", max_length=80)
+    password = string(data, "password", max_length=1024, allow_empty=True)
+    user = verify_login(db.session, username, password)
+    if user is None:
+        raise Unauthorized("wrong username or password", code="invalid_credentials")
+    return jsonify(issue_tokens(user))
+
+
+@bp.post("/refresh")
+@jwt_required(refresh=True)
+def refresh():
+    claims = {"role": current_user.role, "ver": current_user.token_version}
+    return jsonify({"access_token": create_access_token(identity=str(current_user.id),
+                                                       additional_claims=claims)})
+
+
+@bp.post("/logout")
+@jwt_required()
+def logout():
+    user_id = current_user.id
+    revoke_sessions(db.session, user_id)
+    return jsonify({"message": "logged out; all tokens of this user are revoked"})
+
+
+def revoke_sessions(session, user_id: int) -> None:
+    """Kill every token of the user and disconnect every socket of theirs."""
+    def bump(session):
+        session.execute(sa.update(User).where(User.id == user_id)
+                        .values(token_version=User.token_version + 1))
+    run_write(session, bump)
+    notify.disconnect_user(session, user_id)
+
+
+def bootstrap_admin(session, config) -> None:
+    """Create the configured admin, or on a first run a generated one (printed)."""
+    if config.admin_username and config.admin_password:
+        if find_user(session, config.admin_username) is None:
+            session.add(User(username=config.admin_username, role=Role.ADMIN.value,
+                             password_hash=hash_password(config.admin_password)))
+            session.commit()
+            current_app.logger.info("created admin %r from QC_ADMIN_USERNAME",
+                                    config.admin_username)
+        return
+    if session.scalar(sa.select(User.id).where(User.role == Role.ADMIN.value).limit(1)):
+        return
+    password = secrets.token_urlsafe(12)
+    session.add(User(username="admin", role=Role.ADMIN.value,
+                     password_hash=hash_password(password)))
+    session.commit()
+    note = Path(config.instance_path) / "first-run-admin.txt"
+    note.parent.mkdir(parents=True, exist_ok=True)
+    note.write_text(f"username: admin\npassword: {password}\n")
+    note.chmod(0o600)
+    banner = "=" * 64
+    print(f"\n{banner}\n qc_live first run: created the admin account\n"
+          f"   username: admin\n   password: {password}\n"
+          f" (also saved in {note}; set QC_ADMIN_USERNAME/QC_ADMIN_PASSWORD\n"
+          f"  to choose your own)\n{banner}\n", flush=True)

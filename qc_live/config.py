@@ -1,0 +1,117 @@
+"""Configuration, read from the environment once.
+
+Nothing else in the package looks at ``os.environ``: `create_app` builds a
+`Config` from it (or from a test's overrides) and everything reads that.
+"""
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
+
+
+class ConfigError(RuntimeError):
+    """The environment asks for something the server cannot run with."""
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    database_url: str = ""
+    secret_key: str = ""
+    admin_username: str | None = None
+    admin_password: str | None = None
+    grace_seconds: float = 30.0
+    message_queue: str | None = None
+    async_mode: str = "eventlet"
+    production: bool = False
+    instance_path: str = str(DEFAULT_INSTANCE)
+    # Presence: every process renews its lease this often; a process whose
+    # lease is older than lease_seconds is dead and its sockets are forgotten.
+    heartbeat_seconds: float = 5.0
+    lease_seconds: float = 15.0
+    # How often each process looks for abandoned tasks and undispatched work.
+    sweep_seconds: float = 1.0
+    access_token_minutes: int = 15
+    refresh_token_days: int = 7
+    cors_origins: tuple[str, ...] = ()
+    max_request_bytes: int = 16 * 1024 * 1024
+    max_payload_bytes: int = 64 * 1024
+    max_tasks_per_request: int = 100_000
+    log_level: str = "INFO"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_overrides(self, **overrides) -> "Config":
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ConfigError(f"unknown config keys: {sorted(unknown)}")
+        return replace(self, **overrides)
+
+
+def _number(environ, name, default, kind=float):
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def _persistent_secret(instance: Path) -> str:
+    """A random key made on first start and kept under instance/ (mode 0600)."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def from_env(environ=None) -> Config:
+    """Build the configuration from environment variables (see README)."""
+    env = os.environ if environ is None else environ
+    instance = Path(env.get("QC_INSTANCE_PATH") or DEFAULT_INSTANCE)
+    production = env.get("QC_ENV", "development").lower() == "production"
+    secret = env.get("QC_SECRET_KEY", "")
+    if not secret:
+        if production:
+            raise ConfigError("QC_ENV=production needs QC_SECRET_KEY: refusing to start "
+                              "with a generated key")
+        secret = _persistent_secret(instance)
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'qc_live.sqlite3'}"
+    origins = tuple(o.strip() for o in env.get("QC_CORS_ORIGINS", "").split(",") if o.strip())
+    return Config(
+        host=env.get("HOST", "127.0.0.1"),
+        port=int(_number(env, "PORT", 5000, int)),
+        database_url=database_url,
+        secret_key=secret,
+        admin_username=env.get("QC_ADMIN_USERNAME") or None,
+        admin_password=env.get("QC_ADMIN_PASSWORD") or None,
+        grace_seconds=_number(env, "QC_GRACE_SECONDS", 30.0),
+        message_queue=env.get("QC_MESSAGE_QUEUE") or None,
+        async_mode=env.get("QC_ASYNC_MODE", "eventlet"),
+        production=production,
+        instance_path=str(instance),
+        heartbeat_seconds=_number(env, "QC_HEARTBEAT_SECONDS", 5.0),
+        lease_seconds=_number(env, "QC_LEASE_SECONDS", 15.0),
+        sweep_seconds=_number(env, "QC_SWEEP_SECONDS", 1.0),
+        access_token_minutes=int(_number(env, "QC_ACCESS_TOKEN_MINUTES", 15, int)),
+        refresh_token_days=int(_number(env, "QC_REFRESH_TOKEN_DAYS", 7, int)),
+        cors_origins=origins,
+        log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
+    )

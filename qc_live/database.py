@@ -1,0 +1,133 @@
+"""Engine set-up per database and the one way to run a write transaction.
+
+SQLite ignores FOR UPDATE, so writes are serialised instead: a lock inside the
+process (green under eventlet/gevent, so a waiting writer yields instead of
+blocking the loop) plus BEGIN IMMEDIATE across processes. Code inside a write
+transaction never emits or sleeps, so it never yields to the event loop.
+
+On MySQL/MariaDB, writes run at READ COMMITTED and take row locks
+(FOR UPDATE [SKIP LOCKED]); a deadlock or lock timeout is retried.
+"""
+import logging
+import random
+import threading
+from contextlib import nullcontext
+
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+log = logging.getLogger(__name__)
+
+_IMMEDIATE = "qc_write"
+# Created at import, which run.py does after monkey-patching: a green lock then.
+_sqlite_writer = threading.RLock()
+
+# MySQL error codes worth a retry: deadlock, lock wait timeout.
+_RETRY_CODES = {1213, 1205}
+# Errors that mean "the database is not reachable right now".
+_UNAVAILABLE_CODES = {2003, 2006, 2013, 2014, 2055, 1927, 1053}
+
+
+# How to wait between retries; create_app sets it to socketio.sleep so the
+# wait yields to the event loop in every async mode.
+backoff_sleep = None
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database did not answer; the caller should answer 503 and retry later."""
+
+
+def engine_options(database_url: str) -> dict:
+    if database_url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 10}}
+    return {
+        "isolation_level": "READ COMMITTED",
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+        "pool_size": 10,
+        "max_overflow": 30,
+        "pool_timeout": 10,
+        "connect_args": {"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30,
+                         "charset": "utf8mb4"},
+    }
+
+
+def configure_engine(engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's begin event issue BEGIN itself (pysqlite's own
+        # transaction handling would defer it and ignore IMMEDIATE).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        if connection.get_execution_options().get(_IMMEDIATE):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def is_sqlite(session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def _mysql_code(exc: DBAPIError) -> int | None:
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def is_unavailable(exc: Exception) -> bool:
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return _mysql_code(exc) in _UNAVAILABLE_CODES
+    return False
+
+
+def run_write(session, work, *args, attempts: int = 5, **kwargs):
+    """Run ``work(session, *args, **kwargs)`` in one write transaction and commit.
+
+    Whatever the session had open is committed first (callers only ever hold
+    read transactions there). Retries deadlocks and lock timeouts; turns
+    "database gone" into `DatabaseUnavailable`. Returns what ``work`` returns.
+    """
+    if hasattr(session, "registry"):  # a scoped_session: work on the real one
+        session = session()
+    if session.in_transaction():
+        session.commit()
+    # Objects read before (say, the authenticated user) may be stale; inside
+    # the write transaction everything is read afresh.
+    session.expire_all()
+    sqlite = is_sqlite(session)
+    for attempt in range(1, attempts + 1):
+        try:
+            with _sqlite_writer if sqlite else nullcontext():
+                session.connection(execution_options={_IMMEDIATE: True})
+                try:
+                    result = work(session, *args, **kwargs)
+                    session.commit()
+                    return result
+                except BaseException:
+                    session.rollback()
+                    raise
+        except OperationalError as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(str(exc.orig)) from exc
+            retry = _mysql_code(exc) in _RETRY_CODES or (
+                sqlite and "database is locked" in str(exc.orig))
+            if not retry or attempt == attempts:
+                raise
+            log.info("write transaction retried after %s (attempt %d)", exc.orig, attempt)
+            if backoff_sleep is not None:
+                backoff_sleep(random.uniform(0.005, 0.02) * attempt)

@@ -1,0 +1,432 @@
+"""The dispatch rules: every transition of a task happens here and nowhere else.
+
+    pending --claim/assign--> assigned --complete--> completed
+       ^                        |
+       +--release/requeue-------+--cancel--> cancelled
+       (keeps its place: order is priority, then created_at, then id)
+
+Each public function runs its own write transaction (`database.run_write`),
+commits, and returns an `Outcome`: the value the caller asked for and the
+notices (`Assigned`, `Idle`, `Revoked`) to push to reviewers. Nothing here
+emits or knows about sockets or requests, so pushes always happen after the
+commit, by the caller.
+
+Locks are taken in one order, reviewer row first and then task row, so two
+transactions cannot wait on each other in a cycle. On MySQL/MariaDB pending
+tasks are picked with FOR UPDATE SKIP LOCKED, so concurrent claimers take
+different tasks; on SQLite write transactions are serialised. Underneath, the
+UNIQUE index on `tasks.holder_id` makes a second task for one reviewer
+impossible whatever the code does.
+"""
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from .clock import ago, utcnow
+from .database import run_write
+from .errors import Conflict, Forbidden, Invalid, NotFound
+from .models import FINAL_STATUSES, Role, Task, TaskEvent, TaskStatus, User
+from .presence import live_socket_exists
+
+PENDING = TaskStatus.PENDING.value
+ASSIGNED = TaskStatus.ASSIGNED.value
+
+
+@dataclass(frozen=True)
+class Assigned:
+    """Push `task-assigned` to the reviewer."""
+    reviewer_id: int
+    task: dict
+
+
+@dataclass(frozen=True)
+class Idle:
+    """Push `idle` to the reviewer: reason is 'queue-empty' or 'paused'."""
+    reviewer_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """Push `task-revoked`: reason is 'released', 'cancelled' or 'expired'."""
+    reviewer_id: int
+    task_id: int
+    reason: str
+
+
+@dataclass
+class Outcome:
+    value: object = None
+    notices: list = field(default_factory=list)
+
+    def extend(self, other: "Outcome") -> "Outcome":
+        self.notices.extend(other.notices)
+        return self
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A validated task to create (see api.validation)."""
+    name: str
+    payload: dict
+    priority: int = 0
+    deadline: object = None
+    external_id: str | None = None
+
+
+# --- queries -----------------------------------------------------------------
+
+def _next_pending(session):
+    """Lock the next pending task in dispatch order, skipping ones others lock."""
+    return session.scalars(
+        sa.select(Task).where(Task.status == PENDING)
+        .order_by(Task.priority.desc(), Task.created_at, Task.id)
+        .limit(1).with_for_update(skip_locked=True)).first()
+
+
+def _lock_reviewer(session, reviewer_id: int, skip_locked: bool = False):
+    return session.scalars(sa.select(User).where(User.id == reviewer_id)
+                           .with_for_update(skip_locked=skip_locked)).first()
+
+
+def _lock_task(session, task_id: int):
+    return session.scalars(sa.select(Task).where(Task.id == task_id).with_for_update()).first()
+
+
+def _held_task(session, reviewer_id: int):
+    return session.scalars(sa.select(Task).where(Task.holder_id == reviewer_id)).first()
+
+
+def _can_work(reviewer) -> bool:
+    return (reviewer is not None and reviewer.active and reviewer.available
+            and reviewer.role == Role.REVIEWER.value)
+
+
+def _free_reviewer_ids(session, lease_seconds: float, limit: int = 10) -> list[int]:
+    """Online, available reviewers holding nothing, longest idle first (no locks)."""
+    holds = sa.exists().where(Task.holder_id == User.id)
+    return list(session.scalars(
+        sa.select(User.id)
+        .where(User.role == Role.REVIEWER.value, User.active.is_(True),
+               User.available.is_(True), ~holds, live_socket_exists(User.id, lease_seconds))
+        .order_by(User.idle_since, User.id).limit(limit)))
+
+
+def _record(session, task: Task, kind: str, reviewer_id=None, actor_id=None, detail=None):
+    session.add(TaskEvent(task_id=task.id, kind=kind, reviewer_id=reviewer_id,
+                          actor_id=actor_id, at=utcnow(), detail=detail))
+
+
+def _assign(session, task: Task, reviewer: User, actor_id=None) -> Assigned:
+    now = utcnow()
+    task.status = ASSIGNED
+    task.assignee_id = reviewer.id
+    task.holder_id = reviewer.id
+    task.assigned_at = now
+    _record(session, task, "assigned", reviewer_id=reviewer.id, actor_id=actor_id)
+    session.flush()  # the UNIQUE holder_id check happens here, inside the transaction
+    return Assigned(reviewer.id, task.to_dict())
+
+
+def _claim_for(session, reviewer: User) -> Assigned | None:
+    """Give the (locked, free) reviewer the next pending task, if there is one."""
+    task = _next_pending(session)
+    if task is None:
+        return None
+    return _assign(session, task, reviewer)
+
+
+def _return_to_queue(session, task: Task, kind: str, actor_id=None) -> int | None:
+    """Put an assigned task back to pending; it keeps its created_at, so its place."""
+    holder = task.holder_id
+    task.status = PENDING
+    task.holder_id = None
+    task.assignee_id = None
+    task.assigned_at = None
+    _record(session, task, kind, reviewer_id=holder, actor_id=actor_id)
+    return holder
+
+
+def _free_holder(session, reviewer_id: int | None) -> None:
+    if reviewer_id is not None:
+        session.execute(sa.update(User).where(User.id == reviewer_id)
+                        .values(idle_since=utcnow()))
+
+
+def _ever_held(session, task_id: int, reviewer_id: int) -> bool:
+    return session.scalar(sa.select(sa.exists().where(
+        TaskEvent.task_id == task_id, TaskEvent.reviewer_id == reviewer_id,
+        TaskEvent.kind == "assigned"))) or False
+
+
+def _get_task(session, task_id: int) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} does not exist", code="task_not_found")
+    return task
+
+
+# --- reading -----------------------------------------------------------------
+
+def current_task(session, reviewer_id: int) -> dict | None:
+    """The task the reviewer holds now, as a dict, or None."""
+    task = _held_task(session, reviewer_id)
+    return task.to_dict() if task else None
+
+
+def task_for_reader(session, task_id: int, reader: User) -> dict:
+    """A task as seen by `reader`: supervisors see all, reviewers only their own."""
+    task = _get_task(session, task_id)
+    if Role(reader.role).rank >= Role.SUPERVISOR.rank:
+        return task.to_dict()
+    if task.assignee_id == reader.id or _ever_held(session, task_id, reader.id):
+        return task.to_dict()
+    raise Forbidden("this task is not yours", code="not_your_task")
+
+
+# --- transitions -------------------------------------------------------------
+
+def offer_work(session, reviewer_id: int) -> Outcome:
+    """On connect (or a REST request for work): the held task, a new one, or idle."""
+    def work(session):
+        reviewer = _lock_reviewer(session, reviewer_id)
+        held = _held_task(session, reviewer_id)
+        if held is not None:
+            return Outcome(held.to_dict(), [Assigned(reviewer_id, held.to_dict())])
+        if not _can_work(reviewer):
+            return Outcome(None, [Idle(reviewer_id, "paused")])
+        assigned = _claim_for(session, reviewer)
+        if assigned is None:
+            return Outcome(None, [Idle(reviewer_id, "queue-empty")])
+        return Outcome(assigned.task, [assigned])
+    return run_write(session, work)
+
+
+def complete(session, reviewer_id: int, task_id: int, outcome: str | None = None,
+             note: str | None = None) -> Outcome:
+    """The reviewer finished its task; in the same transaction it claims the next.
+
+    Outcome.value is ``{"task": completed, "next_task": next or None}``.
+    Raises NotFound, Forbidden (never the reviewer's) or Conflict (no longer
+    the reviewer's, or no longer assigned).
+    """
+    def work(session):
+        reviewer = _lock_reviewer(session, reviewer_id)
+        task = _lock_task(session, task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} does not exist", code="task_not_found")
+        if task.status != ASSIGNED or task.holder_id != reviewer_id:
+            if task.assignee_id == reviewer_id or _ever_held(session, task_id, reviewer_id):
+                raise Conflict(f"task {task_id} is no longer assigned to you "
+                               f"(it is {task.status})", code="task_not_assigned")
+            raise Forbidden(f"task {task_id} is not yours", code="not_your_task")
+        now = utcnow()
+        task.status = TaskStatus.COMPLETED.value
+        task.holder_id = None
+        task.completed_at = now
+        task.outcome = outcome
+        task.note = note
+        _record(session, task, "completed", reviewer_id=reviewer_id,
+                detail={"outcome": outcome} if outcome else None)
+        reviewer.idle_since = now
+        session.flush()
+        done = task.to_dict()
+        if not _can_work(reviewer):
+            return Outcome({"task": done, "next_task": None}, [Idle(reviewer_id, "paused")])
+        assigned = _claim_for(session, reviewer)
+        if assigned is None:
+            return Outcome({"task": done, "next_task": None},
+                           [Idle(reviewer_id, "queue-empty")])
+        return Outcome({"task": done, "next_task": assigned.task}, [assigned])
+    return run_write(session, work)
+
+
+def set_availability(session, reviewer_id: int, available: bool, actor_id: int,
+                     claim: bool) -> Outcome:
+    """Pause or resume a reviewer.
+
+    Pausing keeps the held task (no new one comes after it). Resuming claims a
+    task when ``claim`` is true (the reviewer is online or asked in person).
+    Outcome.value is ``{"available": bool, "task": held or new task or None}``.
+    """
+    def work(session):
+        reviewer = _lock_reviewer(session, reviewer_id)
+        if reviewer is None:
+            raise NotFound(f"user {reviewer_id} does not exist", code="user_not_found")
+        if reviewer.role != Role.REVIEWER.value:
+            raise Invalid(f"user {reviewer_id} is not a reviewer", code="not_a_reviewer")
+        was = reviewer.available
+        reviewer.available = available
+        held = _held_task(session, reviewer_id)
+        if held is not None:
+            return Outcome({"available": available, "task": held.to_dict()}, [])
+        if not available:
+            return Outcome({"available": False, "task": None}, [Idle(reviewer_id, "paused")])
+        if not was:
+            reviewer.idle_since = utcnow()
+        assigned = _claim_for(session, reviewer) if claim and _can_work(reviewer) else None
+        if assigned is None:
+            notices = [Idle(reviewer_id, "queue-empty")] if claim else []
+            return Outcome({"available": True, "task": None}, notices)
+        return Outcome({"available": True, "task": assigned.task}, [assigned])
+    return run_write(session, work)
+
+
+def create_tasks(session, specs: list[TaskSpec], actor_id: int | None,
+                 lease_seconds: float) -> Outcome:
+    """Add tasks to the queue and hand them to free reviewers.
+
+    Idempotent on external_id: a spec whose external_id exists already gives
+    the existing task. Outcome.value is the list of task dicts, in input order.
+    """
+    def work(session):
+        wanted = [s.external_id for s in specs if s.external_id is not None]
+        existing = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            existing.update((t.external_id, t) for t in session.scalars(
+                sa.select(Task).where(Task.external_id.in_(chunk))))
+        tasks, created = [], []
+        now = utcnow()
+        for spec in specs:
+            task = existing.get(spec.external_id) if spec.external_id is not None else None
+            if task is None:
+                task = Task(name=spec.name, payload=spec.payload, priority=spec.priority,
+                            deadline=spec.deadline, external_id=spec.external_id,
+                            status=PENDING, created_at=now, updated_at=now)
+                session.add(task)
+                created.append(task)
+                if spec.external_id is not None:
+                    existing[spec.external_id] = task
+            tasks.append(task)
+        session.flush()
+        for task in created:
+            _record(session, task, "created", actor_id=actor_id)
+        return [t.to_dict() for t in tasks]
+
+    try:
+        value = run_write(session, work)
+    except IntegrityError:
+        # Another request created one of these external_ids in the meantime:
+        # once more, now finding it.
+        value = run_write(session, work)
+    return Outcome(value).extend(dispatch_pending(session, lease_seconds))
+
+
+def dispatch_pending(session, lease_seconds: float) -> Outcome:
+    """Hand pending tasks to free online reviewers, the longest idle first.
+
+    One short transaction per assignment. Reviewers locked by a concurrent
+    transaction are skipped; that transaction will give them work itself, and
+    the periodic sweep catches anything left.
+    """
+    def one(session):
+        if session.scalar(sa.select(Task.id).where(Task.status == PENDING).limit(1)) is None:
+            return None
+        for reviewer_id in _free_reviewer_ids(session, lease_seconds):
+            reviewer = _lock_reviewer(session, reviewer_id, skip_locked=True)
+            if not _can_work(reviewer) or _held_task(session, reviewer_id) is not None:
+                continue
+            return _claim_for(session, reviewer)
+        return None
+
+    outcome = Outcome()
+    while (assigned := run_write(session, one)) is not None:
+        outcome.notices.append(assigned)
+    return outcome
+
+
+def assign_task(session, task_id: int, actor_id: int, lease_seconds: float) -> Outcome:
+    """A supervisor asks for this task to go out now: to the longest-idle free
+    reviewer, or it stays pending if nobody is free. Outcome.value is the task."""
+    task = _get_task(session, task_id)
+    if task.status != PENDING:
+        raise Conflict(f"task {task_id} is {task.status}, not pending", code="task_not_pending")
+
+    def work(session):
+        for reviewer_id in _free_reviewer_ids(session, lease_seconds):
+            reviewer = _lock_reviewer(session, reviewer_id, skip_locked=True)
+            if not _can_work(reviewer) or _held_task(session, reviewer_id) is not None:
+                continue
+            task = _lock_task(session, task_id)
+            if task.status != PENDING:
+                raise Conflict(f"task {task_id} is {task.status}, not pending",
+                               code="task_not_pending")
+            assigned = _assign(session, task, reviewer, actor_id=actor_id)
+            return Outcome(assigned.task, [assigned])
+        return Outcome(_lock_task(session, task_id).to_dict(), [])
+    return run_write(session, work)
+
+
+def release(session, task_id: int, actor_id: int | None, lease_seconds: float,
+            reason: str = "released") -> Outcome:
+    """Take an assigned task away from its holder and put it back in the queue
+    (keeping its place). The holder is told; the queue is then dispatched."""
+    def work(session):
+        task = _get_task(session, task_id)
+        if task.status != ASSIGNED:
+            raise Conflict(f"task {task_id} is {task.status}, not assigned",
+                           code="task_not_assigned")
+        holder_id = task.holder_id
+        _lock_reviewer(session, holder_id)
+        task = _lock_task(session, task_id)
+        if task.status != ASSIGNED or task.holder_id != holder_id:
+            raise Conflict(f"task {task_id} changed hands meanwhile; try again",
+                           code="task_changed")
+        _return_to_queue(session, task, "released", actor_id=actor_id)
+        _free_holder(session, holder_id)
+        session.flush()
+        return Outcome(task.to_dict(), [Revoked(holder_id, task_id, reason)])
+    return run_write(session, work).extend(dispatch_pending(session, lease_seconds))
+
+
+def cancel(session, task_id: int, actor_id: int | None, lease_seconds: float) -> Outcome:
+    """Cancel a pending or assigned task; its holder (if any) is told and freed."""
+    def work(session):
+        task = _get_task(session, task_id)
+        if task.status in FINAL_STATUSES:
+            raise Conflict(f"task {task_id} is already {task.status}", code="task_final")
+        holder_id = task.holder_id
+        if holder_id is not None:
+            _lock_reviewer(session, holder_id)
+        task = _lock_task(session, task_id)
+        if task.holder_id != holder_id or task.status in FINAL_STATUSES:
+            raise Conflict(f"task {task_id} changed meanwhile; try again", code="task_changed")
+        task.status = TaskStatus.CANCELLED.value
+        task.holder_id = None
+        _record(session, task, "cancelled", reviewer_id=holder_id, actor_id=actor_id)
+        _free_holder(session, holder_id)
+        session.flush()
+        notices = [Revoked(holder_id, task_id, "cancelled")] if holder_id else []
+        return Outcome(task.to_dict(), notices)
+    return run_write(session, work).extend(dispatch_pending(session, lease_seconds))
+
+
+def requeue_abandoned(session, grace_seconds: float, lease_seconds: float) -> Outcome:
+    """Tasks whose holder has had no live socket for the grace period go back
+    to the queue, keeping their place; the queue is then dispatched."""
+    def work(session):
+        cutoff = ago(grace_seconds)
+        candidates = session.execute(
+            sa.select(Task.id, Task.holder_id).join(User, User.id == Task.holder_id)
+            .where(Task.status == ASSIGNED, User.offline_since.is_not(None),
+                   User.offline_since <= cutoff,
+                   ~live_socket_exists(User.id, lease_seconds))).all()
+        requeued = []
+        for task_id, holder_id in candidates:
+            reviewer = _lock_reviewer(session, holder_id, skip_locked=True)
+            if reviewer is None or reviewer.offline_since is None \
+                    or reviewer.offline_since > cutoff:
+                continue
+            task = _lock_task(session, task_id)
+            if task.status != ASSIGNED or task.holder_id != holder_id:
+                continue
+            _return_to_queue(session, task, "requeued")
+            requeued.append(task_id)
+        return requeued
+
+    requeued = run_write(session, work)
+    outcome = dispatch_pending(session, lease_seconds)
+    outcome.value = requeued
+    return outcome

@@ -1,0 +1,151 @@
+"""Tables: reviewers and other users, tasks, their history, and presence.
+
+Invariants the database itself enforces:
+- a task has at most one holder: `Task.holder_id` is set only while the task
+  is assigned, and a task row can only be in one status;
+- a reviewer holds at most one task: `holder_id` is UNIQUE (NULLs allowed).
+"""
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .clock import iso, utcnow
+from .extensions import db
+
+# Microseconds matter for FIFO order and for leases; MySQL drops them unless asked.
+Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+Json = sa.JSON()
+
+
+class Role(str, enum.Enum):
+    REVIEWER = "reviewer"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return {"reviewer": 0, "supervisor": 1, "admin": 2}[self.value]
+
+
+class TaskStatus(str, enum.Enum):
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+FINAL_STATUSES = (TaskStatus.COMPLETED.value, TaskStatus.CANCELLED.value,
+                  TaskStatus.EXPIRED.value)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[str] = mapped_column(sa.String(16), default=Role.REVIEWER.value)
+    active: Mapped[bool] = mapped_column(default=True)
+    # Paused reviewers keep their task but are handed no new one.
+    available: Mapped[bool] = mapped_column(default=True)
+    # When the reviewer last became free; the longest-idle gets new work first.
+    idle_since: Mapped[object] = mapped_column(Timestamp, nullable=True)
+    # Set when the last socket went away; the grace period counts from here.
+    offline_since: Mapped[object] = mapped_column(Timestamp, nullable=True)
+    # Bumped on logout/deactivation: every token carrying an older value is dead.
+    token_version: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (sa.Index("ix_users_free", "role", "active", "available", "idle_since"),)
+
+    def public(self) -> dict:
+        return {"id": self.id, "username": self.username, "role": self.role}
+
+
+class Task(db.Model):
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(sa.String(191), unique=True, nullable=True)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    payload: Mapped[object] = mapped_column(Json, default=dict)
+    priority: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(sa.String(16), default=TaskStatus.PENDING.value)
+    # Who has (or last had) the task; kept after completion for the record.
+    assignee_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), nullable=True)
+    # Equal to assignee_id exactly while status is 'assigned'. UNIQUE: the
+    # database refuses a second task for the same reviewer.
+    holder_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), unique=True,
+                                                  nullable=True)
+    created_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
+    assigned_at: Mapped[object] = mapped_column(Timestamp, nullable=True)
+    completed_at: Mapped[object] = mapped_column(Timestamp, nullable=True)
+    deadline: Mapped[object] = mapped_column(Timestamp, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(sa.String(8), nullable=True)
+    note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    updated_at: Mapped[object] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (sa.Index("ix_tasks_assignee", "assignee_id", "status"),)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "external_id": self.external_id,
+            "name": self.name,
+            "payload": self.payload if self.payload is not None else {},
+            "priority": self.priority,
+            "status": self.status,
+            "assignee_id": self.assignee_id,
+            "created_at": iso(self.created_at),
+            "assigned_at": iso(self.assigned_at),
+            "completed_at": iso(self.completed_at),
+            "deadline": iso(self.deadline),
+            "outcome": self.outcome,
+            "note": self.note,
+        }
+
+
+# The dispatch query: next pending task by priority (descending), then FIFO.
+sa.Index("ix_tasks_queue", Task.status, Task.priority.desc(), Task.created_at, Task.id)
+
+
+class TaskEvent(db.Model):
+    """Append-only history: one row per task transition."""
+    __tablename__ = "task_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(sa.ForeignKey("tasks.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(24))
+    reviewer_id: Mapped[int | None] = mapped_column(nullable=True)
+    actor_id: Mapped[int | None] = mapped_column(nullable=True)
+    at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
+    detail: Mapped[object] = mapped_column(Json, nullable=True)
+
+    __table_args__ = (sa.Index("ix_task_events_reviewer", "reviewer_id", "kind"),)
+
+
+class ServerProcess(db.Model):
+    """A running server process and its lease (renewed by its heartbeat)."""
+    __tablename__ = "server_processes"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(sa.String(255))
+    pid: Mapped[int] = mapped_column()
+    started_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
+    heartbeat_at: Mapped[object] = mapped_column(Timestamp, default=utcnow, index=True)
+
+
+class Connection(db.Model):
+    """One connected Socket.IO socket: which user, which namespace, which process."""
+    __tablename__ = "connections"
+
+    sid: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    namespace: Mapped[str] = mapped_column(sa.String(32))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    process_id: Mapped[str] = mapped_column(sa.String(32), index=True)
+    connected_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (sa.Index("ix_connections_user", "user_id", "namespace"),)

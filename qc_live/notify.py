@@ -1,0 +1,53 @@
+"""Turning what dispatch decided into Socket.IO messages — always after the commit.
+
+Every reviewer's sockets (tabs, devices, other server processes) share the
+room ``reviewer:<id>``; emitting to the room reaches all of them, through the
+message queue when several processes run.
+"""
+import logging
+
+from .dispatch import Assigned, Idle, Outcome, Revoked
+from .extensions import socketio
+from .presence import REVIEWER_NAMESPACE, sockets_of
+
+log = logging.getLogger(__name__)
+
+
+def reviewer_room(reviewer_id: int) -> str:
+    return f"reviewer:{reviewer_id}"
+
+
+def push(outcome: Outcome | list) -> None:
+    """Emit the notices of an outcome, in order."""
+    notices = outcome.notices if isinstance(outcome, Outcome) else outcome
+    for notice in notices:
+        room = reviewer_room(notice.reviewer_id)
+        if isinstance(notice, Assigned):
+            socketio.emit("task-assigned", {"task": notice.task}, to=room,
+                          namespace=REVIEWER_NAMESPACE)
+        elif isinstance(notice, Idle):
+            socketio.emit("idle", {"reason": notice.reason}, to=room,
+                          namespace=REVIEWER_NAMESPACE)
+        elif isinstance(notice, Revoked):
+            socketio.emit("task-revoked", {"task_id": notice.task_id, "reason": notice.reason},
+                          to=room, namespace=REVIEWER_NAMESPACE)
+
+
+def push_later(outcome: Outcome | list) -> None:
+    """Push once the current handler has returned, so a socket's ack (or the
+    CONNECT packet) goes out before the messages that follow from it."""
+    if outcome.notices if isinstance(outcome, Outcome) else outcome:
+        socketio.start_background_task(_push_safely, outcome)
+
+
+def _push_safely(outcome) -> None:
+    try:
+        push(outcome)
+    except Exception:
+        log.exception("push failed")
+
+
+def disconnect_user(session, user_id: int) -> None:
+    """Disconnect every socket of the user, on whichever process holds it."""
+    for sid, namespace in sockets_of(session, user_id):
+        socketio.server.disconnect(sid, namespace=namespace)

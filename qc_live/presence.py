@@ -1,0 +1,120 @@
+"""Who is connected, through which server process, and whether that process lives.
+
+Presence is data, not a dict in one process: every socket is a row naming its
+process, and every process renews a lease (`ServerProcess.heartbeat_at`). A
+socket counts only while its process's lease is fresh, so a process that
+crashes takes its sockets with it once the lease runs out, and the reviewers'
+grace periods start from its last heartbeat (see `reap_dead_processes`).
+
+Plain functions over a SQLAlchemy session; the callers own the transaction.
+"""
+import sqlalchemy as sa
+
+from .clock import ago, utcnow
+from .models import Connection, Role, ServerProcess, Task, User
+
+REVIEWER_NAMESPACE = "/reviewer"
+
+
+def live_socket_exists(user_id_column, lease_seconds: float):
+    """SQL: the user has a /reviewer socket on a process whose lease is fresh."""
+    return sa.exists().where(
+        Connection.user_id == user_id_column,
+        Connection.namespace == REVIEWER_NAMESPACE,
+        Connection.process_id == ServerProcess.id,
+        ServerProcess.heartbeat_at > ago(lease_seconds),
+    )
+
+
+def is_online(session, user_id: int, lease_seconds: float) -> bool:
+    return session.scalar(sa.select(live_socket_exists(user_id, lease_seconds))) or False
+
+
+def register_process(session, process_id: str, host: str, pid: int) -> None:
+    now = utcnow()
+    session.add(ServerProcess(id=process_id, host=host[:255], pid=pid, started_at=now,
+                              heartbeat_at=now))
+
+
+def renew_lease(session, process_id: str) -> bool:
+    """Renew this process's lease. False if the row is gone (we were presumed dead)."""
+    result = session.execute(sa.update(ServerProcess)
+                             .where(ServerProcess.id == process_id)
+                             .values(heartbeat_at=utcnow()))
+    return result.rowcount == 1
+
+
+def add_connection(session, sid: str, namespace: str, user: User, process_id: str,
+                   lease_seconds: float) -> None:
+    """Record a socket. A reviewer coming back online is idle from now on."""
+    now = utcnow()
+    if namespace == REVIEWER_NAMESPACE and user.role == Role.REVIEWER.value:
+        was_online = is_online(session, user.id, lease_seconds)
+        if not was_online:
+            holds = session.scalar(sa.select(Task.id).where(Task.holder_id == user.id))
+            if holds is None:
+                user.idle_since = now
+        user.offline_since = None
+    session.merge(Connection(sid=sid, namespace=namespace, user_id=user.id,
+                             process_id=process_id, connected_at=now))
+
+
+def remove_connection(session, sid: str, lease_seconds: float) -> int | None:
+    """Forget a socket. If it was the reviewer's last, the grace period starts.
+
+    Returns the user id of the socket, or None if it was not recorded.
+    """
+    conn = session.get(Connection, sid)
+    if conn is None:
+        return None
+    user_id, namespace = conn.user_id, conn.namespace
+    session.delete(conn)
+    session.flush()
+    if namespace == REVIEWER_NAMESPACE and not is_online(session, user_id, lease_seconds):
+        session.execute(sa.update(User).where(User.id == user_id, User.offline_since.is_(None))
+                        .values(offline_since=utcnow()))
+    return user_id
+
+
+def sockets_of(session, user_id: int) -> list[tuple[str, str]]:
+    """(sid, namespace) of every recorded socket of the user, on any process."""
+    return list(session.execute(sa.select(Connection.sid, Connection.namespace)
+                                .where(Connection.user_id == user_id)))
+
+
+def reap_dead_processes(session, lease_seconds: float) -> list[str]:
+    """Forget processes whose lease ran out, and their sockets.
+
+    A reviewer left with no live socket is offline since the dead process's
+    last heartbeat. Reviewers with no socket rows at all but no offline mark
+    (e.g. a REST-only claim) start their grace now. Returns the reaped ids.
+    """
+    cutoff = ago(lease_seconds)
+    dead = session.execute(sa.select(ServerProcess.id, ServerProcess.heartbeat_at)
+                           .where(ServerProcess.heartbeat_at <= cutoff)
+                           .with_for_update(skip_locked=True)).all()
+    for process_id, last_seen in dead:
+        user_ids = session.scalars(sa.select(Connection.user_id).distinct()
+                                   .where(Connection.process_id == process_id,
+                                          Connection.namespace == REVIEWER_NAMESPACE)).all()
+        session.execute(sa.delete(Connection).where(Connection.process_id == process_id))
+        session.execute(sa.delete(ServerProcess).where(ServerProcess.id == process_id))
+        session.flush()
+        for user_id in user_ids:
+            if not is_online(session, user_id, lease_seconds):
+                session.execute(sa.update(User).where(User.id == user_id,
+                                                      User.offline_since.is_(None))
+                                .values(offline_since=last_seen))
+    any_socket = sa.exists().where(Connection.user_id == User.id,
+                                   Connection.namespace == REVIEWER_NAMESPACE)
+    session.execute(sa.update(User)
+                    .where(User.offline_since.is_(None), User.role == Role.REVIEWER.value,
+                           ~any_socket)
+                    .values(offline_since=utcnow()))
+    return [process_id for process_id, _ in dead]
+
+
+def seen_over_rest(session, user_id: int, lease_seconds: float) -> None:
+    """A reviewer without a socket made a REST call: its grace restarts now."""
+    if not is_online(session, user_id, lease_seconds):
+        session.execute(sa.update(User).where(User.id == user_id).values(offline_since=utcnow()))

@@ -1,0 +1,85 @@
+"""This server process: its identity, its lease, and its periodic sweep.
+
+Every `sweep_seconds` the process renews its lease (every `heartbeat_seconds`),
+forgets dead processes and their sockets, returns tasks whose holders' grace
+ran out, and dispatches anything pending. The sweep is safe to run in many
+processes at once: each step is a transaction with row locks.
+"""
+import logging
+import os
+import socket
+import time
+import uuid
+
+from . import dispatch, presence
+from .database import run_write
+from .extensions import db, socketio
+from .models import Connection
+from .notify import push
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, app, config):
+        self.app = app
+        self.config = config
+        self.process_id = uuid.uuid4().hex
+        self._last_heartbeat = 0.0
+        self._running = False
+
+    def register(self) -> None:
+        with self.app.app_context():
+            run_write(db.session, presence.register_process, self.process_id,
+                      socket.gethostname(), os.getpid())
+        self._last_heartbeat = time.monotonic()
+
+    def start(self) -> None:
+        """Start the background sweep (run.py does this; unit tests do not)."""
+        if not self._running:
+            self._running = True
+            socketio.start_background_task(self._loop)
+
+    def _loop(self) -> None:
+        while self._running:
+            socketio.sleep(self.config.sweep_seconds)
+            with self.app.app_context():
+                try:
+                    self.sweep()
+                except Exception:
+                    log.exception("sweep failed; will retry")
+                finally:
+                    db.session.remove()
+
+    def sweep(self) -> None:
+        cfg, session = self.config, db.session
+        if time.monotonic() - self._last_heartbeat >= cfg.heartbeat_seconds:
+            if not run_write(session, presence.renew_lease, self.process_id):
+                log.warning("this process's lease had expired; registering again")
+                run_write(session, presence.register_process, self.process_id,
+                          socket.gethostname(), os.getpid())
+            self._last_heartbeat = time.monotonic()
+            self.reconcile()
+        reaped = run_write(session, presence.reap_dead_processes, cfg.lease_seconds)
+        if reaped:
+            log.info("forgot dead server process(es) %s", ", ".join(reaped))
+        outcome = dispatch.requeue_abandoned(session, cfg.grace_seconds, cfg.lease_seconds)
+        if outcome.value:
+            log.info("requeued abandoned task(s) %s", outcome.value)
+        push(outcome)
+
+    def reconcile(self) -> None:
+        """Drop rows of this process's sockets that are no longer connected
+        (a disconnect that could not be written, e.g. while the database was down)."""
+        manager = socketio.server.manager
+        session = db.session
+        rows = session.execute(db.select(Connection.sid, Connection.namespace)
+                               .where(Connection.process_id == self.process_id)).all()
+        session.rollback()
+        for sid, namespace in rows:
+            if not (manager.is_connected(sid, namespace)
+                    or manager.is_pre_connected(sid, namespace)):
+                run_write(session, presence.remove_connection, sid, self.config.lease_seconds)
+
+    def stop(self) -> None:
+        self._running = False

@@ -1,0 +1,117 @@
+"""Socket.IO handlers. Thin: authenticate, call dispatch, answer, push.
+
+Namespace /reviewer: the connection is the reviewer's presence. Connecting
+records the socket (and the reviewer's return from offline), then hands over
+the held task, a new one, or `idle`. The handlers' acks go out before the
+pushes that follow them (`notify.push_later`).
+"""
+import logging
+
+from flask import current_app, request, session
+from flask_socketio import ConnectionRefusedError, join_room
+
+from . import dispatch, presence
+from .auth import user_from_token
+from .database import is_unavailable, run_write
+from .errors import BadRequest, QCError, Unauthorized, Unavailable, as_ack
+from .extensions import db, socketio
+from .models import Role
+from .notify import push_later, reviewer_room
+from .validation import boolean, completion, json_object
+
+log = logging.getLogger(__name__)
+REVIEWER = presence.REVIEWER_NAMESPACE
+
+
+def _config():
+    return current_app.extensions["qc_config"]
+
+
+def _refuse(error: QCError):
+    """connect_error carries {"code", "message"} at the top level (python
+    clients) and under "data" (browser clients read err.data)."""
+    refusal = ConnectionRefusedError(error.message)
+    detail = {"code": "unauthorized", "message": error.message}
+    refusal.error_args = {**detail, "data": detail}
+    return refusal
+
+
+def authenticate(auth, role: Role, exact: bool):
+    token = auth.get("token") if isinstance(auth, dict) else None
+    try:
+        return user_from_token(token, role, exact=exact)
+    except QCError as error:
+        raise _refuse(error) from None
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise _refuse(Unavailable("the database is not reachable; retry shortly")) \
+                from None
+        raise
+
+
+def guarded(handler):
+    """Turn refusals and database outages into the contract's ack shape."""
+    def wrapper(data=None):
+        try:
+            return handler(data)
+        except QCError as error:
+            db.session.rollback()
+            return as_ack(error)
+        except Exception as exc:
+            db.session.rollback()
+            if is_unavailable(exc):
+                return as_ack(Unavailable("the database is not reachable; retry shortly"))
+            log.exception("socket handler failed")
+            return {"ok": False, "error": {"code": "internal_error",
+                                           "message": "internal server error"}}
+    wrapper.__name__ = handler.__name__
+    return wrapper
+
+
+def _reviewer_id() -> int:
+    user_id = session.get("qc_user_id")
+    if user_id is None:  # cannot happen after a successful connect
+        raise Unauthorized("not authenticated")
+    return user_id
+
+
+@socketio.on("connect", namespace=REVIEWER)
+def reviewer_connect(auth=None):
+    user = authenticate(auth, Role.REVIEWER, exact=True)
+    cfg = _config()
+    runtime = current_app.extensions["qc_runtime"]
+    run_write(db.session, presence.add_connection, request.sid, REVIEWER, user,
+              runtime.process_id, cfg.lease_seconds)
+    session["qc_user_id"] = user.id
+    join_room(reviewer_room(user.id))
+    push_later(dispatch.offer_work(db.session, user.id))
+
+
+@socketio.on("disconnect", namespace=REVIEWER)
+def reviewer_disconnect(*_reason):
+    try:
+        run_write(db.session, presence.remove_connection, request.sid, _config().lease_seconds)
+    except Exception:
+        # The sweeper reconciles this process's rows with its live sockets.
+        log.exception("could not record the disconnect of %s", request.sid)
+
+
+@socketio.on("task-complete", namespace=REVIEWER)
+@guarded
+def reviewer_complete(data):
+    task_id, outcome, note, user_id = completion(data)
+    if user_id is not None and user_id != _reviewer_id():
+        raise BadRequest("user_id is implied by the socket", code="user_id_mismatch")
+    result = dispatch.complete(db.session, _reviewer_id(), task_id, outcome, note)
+    push_later(result)
+    return {"ok": True, "task_id": task_id, "task": result.value["task"]}
+
+
+@socketio.on("set-availability", namespace=REVIEWER)
+@guarded
+def reviewer_set_availability(data):
+    available = boolean(json_object(data, {"available"}), "available")
+    outcome = dispatch.set_availability(db.session, _reviewer_id(), available, _reviewer_id(),
+                                        claim=True)
+    push_later(outcome)
+    return {"ok": True, "available": available}

@@ -1,0 +1,49 @@
+"""Fixtures every test file shares.
+
+`server` starts a real `python run.py` on a free port with a fresh database:
+a SQLite file, or a new MariaDB schema when QC_TEST_DB=mysql (.ci/run runs
+the suite both ways). `app`/`client` build an in-process app for unit tests.
+"""
+import pytest
+
+from live import Database, Reviewer, Server
+
+
+@pytest.fixture
+def database(tmp_path):
+    db = Database(tmp_path)
+    yield db
+    db.drop()
+
+
+@pytest.fixture
+def start_server(database, tmp_path):
+    """Factory: start_server(**env) -> a started Server (stopped at teardown)."""
+    servers = []
+
+    def start(**env):
+        server = Server(database, tmp_path, **env).start()
+        servers.append(server)
+        return server
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server):
+    return start_server()
+
+
+@pytest.fixture
+def connect(server):
+    """Factory: connect(token) -> a connected Reviewer socket (closed at teardown)."""
+    sockets = []
+
+    def make(token, ack=True, on=None):
+        reviewer = Reviewer(on or server, token, ack=ack).connect()
+        sockets.append(reviewer)
+        return reviewer
+    yield make
+    for reviewer in sockets:
+        reviewer.disconnect()
