@@ -15,7 +15,7 @@ from .errors import Forbidden
 from .extensions import db
 from .models import Role
 from .notify import push
-from .validation import boolean, completion, integer, json_body, json_object
+from .validation import MAX_ID, boolean, completion, integer, json_body, json_object
 
 bp = Blueprint("reviewer_api", __name__)
 
@@ -53,7 +53,7 @@ def availability():
     cfg = current_app.extensions["qc_config"]
     data = json_object(json_body(), {"availability", "user_id"})
     available = boolean(data, "availability")
-    target = integer(data, "user_id", required=False)
+    target = integer(data, "user_id", required=False, low=1, high=MAX_ID)
     me = current_user.id
     if target is None or target == me:
         if current_user.role != Role.REVIEWER.value:

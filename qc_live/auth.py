@@ -19,7 +19,7 @@ from .database import run_write
 from .errors import Forbidden, Unauthorized
 from .extensions import db, jwt
 from .models import Role, User
-from .validation import json_body, json_object, string
+from .validation import MAX_ID, json_body, json_object, string
 
 bp = Blueprint("auth", __name__)
 
@@ -67,7 +67,13 @@ def _error(message: str):
 
 @jwt.user_lookup_loader
 def _load_user(_header, payload):
-    user = db.session.get(User, int(payload["sub"]))
+    try:
+        user_id = int(payload["sub"])
+    except (KeyError, TypeError, ValueError):  # signed by us, so only if the key leaked
+        return None
+    if not 1 <= user_id <= MAX_ID:
+        return None
+    user = db.session.get(User, user_id)
     if user is None or not user.active or user.token_version != payload.get("ver"):
         return None
     return user

@@ -35,9 +35,11 @@ ASSIGNED = TaskStatus.ASSIGNED.value
 
 @dataclass(frozen=True)
 class Assigned:
-    """Push `task-assigned` to the reviewer."""
+    """Push `task-assigned` to the reviewer. `resent`: not new, the task the
+    reviewer already holds, shown again to a socket that just connected."""
     reviewer_id: int
     task: dict
+    resent: bool = False
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ def offer_work(session, reviewer_id: int) -> Outcome:
         reviewer = _lock_reviewer(session, reviewer_id)
         held = _held_task(session, reviewer_id)
         if held is not None:
-            return Outcome(held.to_dict(), [Assigned(reviewer_id, held.to_dict())])
+            return Outcome(held.to_dict(), [Assigned(reviewer_id, held.to_dict(), resent=True)])
         if not _can_work(reviewer):
             return Outcome(None, [Idle(reviewer_id, "paused")])
         assigned = _claim_for(session, reviewer)

@@ -17,11 +17,17 @@ def reviewer_room(reviewer_id: int) -> str:
     return f"reviewer:{reviewer_id}"
 
 
-def push(outcome: Outcome | list) -> None:
-    """Emit the notices of an outcome, in order."""
+def push(outcome: Outcome | list, sid: str | None = None) -> None:
+    """Emit the notices of an outcome, in order, to all the reviewer's sockets.
+
+    With `sid` (a socket that just connected), what only restates the
+    reviewer's state (`idle`, a resent task) goes to that socket alone: the
+    other tabs already show it.
+    """
     notices = outcome.notices if isinstance(outcome, Outcome) else outcome
     for notice in notices:
-        room = reviewer_room(notice.reviewer_id)
+        restates = isinstance(notice, Idle) or getattr(notice, "resent", False)
+        room = sid if sid and restates else reviewer_room(notice.reviewer_id)
         if isinstance(notice, Assigned):
             socketio.emit("task-assigned", {"task": notice.task}, to=room,
                           namespace=REVIEWER_NAMESPACE)
@@ -33,16 +39,16 @@ def push(outcome: Outcome | list) -> None:
                           to=room, namespace=REVIEWER_NAMESPACE)
 
 
-def push_later(outcome: Outcome | list) -> None:
+def push_later(outcome: Outcome | list, sid: str | None = None) -> None:
     """Push once the current handler has returned, so a socket's ack (or the
     CONNECT packet) goes out before the messages that follow from it."""
     if outcome.notices if isinstance(outcome, Outcome) else outcome:
-        socketio.start_background_task(_push_safely, outcome)
+        socketio.start_background_task(_push_safely, outcome, sid)
 
 
-def _push_safely(outcome) -> None:
+def _push_safely(outcome, sid) -> None:
     try:
-        push(outcome)
+        push(outcome, sid)
     except Exception:
         log.exception("push failed")
 

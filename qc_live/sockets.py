@@ -84,7 +84,7 @@ def reviewer_connect(auth=None):
               runtime.process_id, cfg.lease_seconds)
     session["qc_user_id"] = user.id
     join_room(reviewer_room(user.id))
-    push_later(dispatch.offer_work(db.session, user.id))
+    push_later(dispatch.offer_work(db.session, user.id), sid=request.sid)
 
 
 @socketio.on("disconnect", namespace=REVIEWER)

@@ -5,6 +5,7 @@ values of the right type that make no sense (priority 10**9, outcome
 "maybe") are 422. Unknown fields are refused so typos do not pass silently.
 """
 import json
+import math
 
 from flask import request
 
@@ -17,6 +18,20 @@ MAX_EXTERNAL_ID = 191
 MAX_NOTE = 4000
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
 OUTCOMES = ("pass", "fail")
+# Ids fit a signed 64-bit column; larger ones cannot name a row (and SQLite
+# refuses to even bind them).
+MAX_ID = 2**63 - 1
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: the databases' JSON cannot store it
+        raise ValueError(f"number out of range: {text}")
+    return value
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def json_body(required: bool = True):
@@ -27,8 +42,10 @@ def json_body(required: bool = True):
             raise BadRequest("a JSON body is required", code="missing_body")
         return {}
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        # NaN and Infinity are not JSON (RFC 8259); Python would accept them,
+        # echo them back unparseable, and MySQL's JSON columns refuse them.
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("the body is not valid JSON", code="invalid_json") from None
 
 
@@ -64,6 +81,10 @@ def string(data: dict, name: str, required: bool = True, max_length: int = 255,
         return None
     if not isinstance(value, str):
         raise BadRequest(f"'{name}' must be a string", code="wrong_type")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no database stores it
+        raise BadRequest(f"'{name}' is not valid Unicode text", code="invalid_text") from None
     if not allow_empty and not value.strip():
         raise Invalid(f"'{name}' must not be empty", code="empty")
     if len(value) > max_length:
@@ -104,9 +125,10 @@ def task_spec(data, max_payload_bytes: int) -> TaskSpec:
     if deadline is not None:
         if not isinstance(deadline, str):
             raise BadRequest("'deadline' must be an ISO-8601 string", code="wrong_type")
+        # OverflowError: an offset can push 9999-12-31 past year 9999 in UTC.
         try:
             deadline = parse_iso(deadline)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise Invalid("'deadline' is not an ISO-8601 date-time", code="bad_datetime") \
                 from None
     external_id = string(data, "external_id", required=False, max_length=MAX_EXTERNAL_ID)
@@ -144,7 +166,7 @@ def task_specs(data, max_payload_bytes: int, max_count: int) -> list[TaskSpec]:
 def completion(data) -> tuple[int, str | None, str | None, int | None]:
     """task_id, outcome, note, user_id of a completion (REST or socket)."""
     data = json_object(data, {"task_id", "outcome", "note", "user_id"})
-    task_id = integer(data, "task_id", low=1, high=2**63 - 1)
+    task_id = integer(data, "task_id", low=1, high=MAX_ID)
     outcome = data.get("outcome")
     if outcome is not None:
         if not isinstance(outcome, str):
@@ -152,5 +174,5 @@ def completion(data) -> tuple[int, str | None, str | None, int | None]:
         if outcome not in OUTCOMES:
             raise Invalid("'outcome' must be \"pass\" or \"fail\"", code="bad_outcome")
     note = string(data, "note", required=False, max_length=MAX_NOTE, allow_empty=True)
-    user_id = integer(data, "user_id", required=False)
+    user_id = integer(data, "user_id", required=False, low=1, high=MAX_ID)
     return task_id, outcome, note or None, user_id

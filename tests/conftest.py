@@ -40,8 +40,9 @@ def connect(server):
     """Factory: connect(token) -> a connected Reviewer socket (closed at teardown)."""
     sockets = []
 
-    def make(token, ack=True, on=None):
-        reviewer = Reviewer(on or server, token, ack=ack).connect()
+    def make(token, ack=True, on=None, reconnect=False, transports=None):
+        reviewer = Reviewer(on or server, token, ack=ack, reconnect=reconnect)
+        reviewer.connect(transports=transports)
         sockets.append(reviewer)
         return reviewer
     yield make

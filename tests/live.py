@@ -172,13 +172,14 @@ class Server:
 class Reviewer:
     """A reviewer's socket: records every event, acks `task-assigned`."""
 
-    def __init__(self, server: Server, token: str, ack: bool = True):
+    def __init__(self, server: Server, token: str, ack: bool = True, reconnect: bool = False):
         self.server = server
         self.token = token
         self.events = queue.Queue()
         self.log = []  # (kind, data) in arrival order, acks included
         self.lock = threading.Lock()
-        self.client = socketio.Client(reconnection=False)
+        self.client = socketio.Client(reconnection=reconnect, reconnection_delay=0.2,
+                                      reconnection_delay_max=1)
         self.connect_error = None
         ns = "/reviewer"
 
