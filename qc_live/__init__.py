@@ -62,9 +62,7 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
         db.session.remove()
 
     from .runtime import Runtime
-    runtime = Runtime(app, config)
-    runtime.register()
-    app.extensions["qc_runtime"] = runtime
+    app.extensions["qc_runtime"] = Runtime(app, config)
     return app
 
 

@@ -35,8 +35,10 @@ class Runtime:
         self._last_heartbeat = time.monotonic()
 
     def start(self) -> None:
-        """Start the background sweep (run.py does this; unit tests do not)."""
+        """Take a lease and start the sweep (run.py does this; the CLI and
+        unit tests do not, so they never count as a server process)."""
         if not self._running:
+            self.register()
             self._running = True
             socketio.start_background_task(self._loop)
 

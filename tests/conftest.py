@@ -48,3 +48,19 @@ def connect(server):
     yield make
     for reviewer in sockets:
         reviewer.disconnect()
+
+
+@pytest.fixture
+def app(database, tmp_path):
+    """An in-process app on the test database (no server, no background sweep)."""
+    from qc_live import create_app
+    from qc_live.config import Config
+    application = create_app(Config(
+        database_url=database.url, secret_key="unit-test-secret-key-long-enough-for-hs256",
+        async_mode="threading", instance_path=str(tmp_path / "instance"),
+        admin_username="admin", admin_password="admin-password-1", log_level="WARNING"))
+    with application.app_context():
+        yield application
+        from qc_live.extensions import db
+        db.session.remove()
+        db.engine.dispose()

@@ -112,3 +112,19 @@ def test_sigkill_restart_reviewers_reconnect_to_their_same_tasks(start_server):
     assert set(finished.values()) == {1}
     rows = server.database.query("SELECT status, COUNT(*) FROM tasks GROUP BY status")
     assert dict(rows) == {"completed": 8}
+
+
+def test_crashed_process_with_no_reconnect_its_tasks_return_after_lease_and_grace(
+        start_server):
+    server = start_server(QC_GRACE_SECONDS="1", QC_LEASE_SECONDS="2")
+    alice = server.reviewer("alice")
+    [task] = server.add_tasks([{"name": "t"}])
+    sock = Reviewer(server, alice["token"]).connect()
+    assert sock.task()["id"] == task["id"]
+    server.kill()
+    sock.disconnect()
+    server.start()  # nobody reconnects
+    wait_until(lambda: server.task(task["id"])["status"] == "pending", timeout=15,
+               what="the crashed process's task back in the queue")
+    assert server.database.query("SELECT COUNT(*) FROM server_processes")[0][0] == 1
+    assert server.database.query("SELECT COUNT(*) FROM connections")[0][0] == 0

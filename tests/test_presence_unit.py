@@ -1,0 +1,124 @@
+"""The dispatch and presence modules on their own, over a real database."""
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from qc_live import dispatch, presence
+from qc_live.clock import utcnow
+from qc_live.database import run_write
+from qc_live.dispatch import TaskSpec
+from qc_live.extensions import db
+from qc_live.models import Connection, Role, ServerProcess, Task, User
+
+LEASE = 15
+
+
+def reviewer(name):
+    user = User(username=name, password_hash="x", role=Role.REVIEWER.value)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def connect(user, sid, process_id):
+    run_write(db.session, presence.add_connection, sid, presence.REVIEWER_NAMESPACE, user,
+              process_id, LEASE)
+
+
+def tasks(*specs):
+    return dispatch.create_tasks(db.session, [TaskSpec(**s) for s in specs], None, LEASE).value
+
+
+def process(process_id, heartbeat):
+    db.session.add(ServerProcess(id=process_id, host="h", pid=1, started_at=heartbeat,
+                                 heartbeat_at=heartbeat))
+    db.session.commit()
+
+
+def test_dispatch_order_is_priority_then_fifo_and_a_requeued_task_keeps_its_place(app):
+    process("p1", utcnow())
+    made = tasks({"name": "a", "payload": {}}, {"name": "b", "payload": {}, "priority": 2},
+                 {"name": "c", "payload": {}}, {"name": "d", "payload": {}, "priority": 2})
+    order = [t["name"] for t in sorted(made, key=lambda t: (-t["priority"], t["id"]))]
+    alice = reviewer("alice")
+    connect(alice, "s1", "p1")
+    got = dispatch.offer_work(db.session, alice.id).value
+    assert got["name"] == order[0] == "b"
+    dispatch.release(db.session, got["id"], None, LEASE)  # back in, ahead of "d"
+    assert dispatch.current_task(db.session, alice.id)["name"] == "b"
+
+
+def test_the_database_refuses_a_second_task_for_one_reviewer(app):
+    alice = reviewer("alice")
+    first, second = tasks({"name": "a", "payload": {}}, {"name": "b", "payload": {}})
+    db.session.execute(sa.update(Task).where(Task.id == first["id"])
+                       .values(status="assigned", holder_id=alice.id, assignee_id=alice.id))
+    db.session.commit()
+    with pytest.raises(IntegrityError):
+        db.session.execute(sa.update(Task).where(Task.id == second["id"])
+                           .values(status="assigned", holder_id=alice.id))
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_a_dead_process_loses_its_sockets_and_its_reviewers_tasks_come_back(app):
+    died = utcnow() - timedelta(seconds=LEASE + 5)
+    process("dead", died)
+    process("alive", utcnow())
+    alice, bob = reviewer("alice"), reviewer("bob")
+    connect(alice, "a1", "dead")
+    connect(bob, "b1", "dead")
+    connect(bob, "b2", "alive")  # bob has another tab on a live process
+    made = tasks({"name": "x", "payload": {}})
+    # alice has waited longest, but her only socket is on a process whose lease
+    # ran out: she is not online, so bob gets the task.
+    assert made and dispatch.current_task(db.session, bob.id)["id"] == made[0]["id"]
+
+    reaped = run_write(db.session, presence.reap_dead_processes, LEASE)
+    assert reaped == ["dead"]
+    sids = set(db.session.scalars(sa.select(Connection.sid)))
+    assert sids == {"b2"}
+    db.session.refresh(alice)
+    db.session.refresh(bob)
+    assert alice.offline_since == died  # grace counts from the last sign of life
+    assert bob.offline_since is None
+
+
+def test_grace_expiry_requeues_only_tasks_of_reviewers_gone_longer_than_grace(app):
+    process("p", utcnow())
+    alice, bob = reviewer("alice"), reviewer("bob")
+    connect(alice, "a1", "p")
+    connect(bob, "b1", "p")
+    t1, t2 = tasks({"name": "1", "payload": {}}, {"name": "2", "payload": {}})
+    held = {u.id: dispatch.current_task(db.session, u.id)["id"] for u in (alice, bob)}
+    run_write(db.session, presence.remove_connection, "a1", LEASE)
+    run_write(db.session, presence.remove_connection, "b1", LEASE)
+    # alice left 60 s ago, bob just now
+    db.session.execute(sa.update(User).where(User.id == alice.id)
+                       .values(offline_since=utcnow() - timedelta(seconds=60)))
+    db.session.commit()
+    outcome = dispatch.requeue_abandoned(db.session, grace_seconds=30, lease_seconds=LEASE)
+    assert outcome.value == [held[alice.id]]
+    assert db.session.get(Task, held[alice.id]).status == "pending"
+    assert db.session.get(Task, held[bob.id]).holder_id == bob.id
+
+
+def test_completion_by_someone_else_or_twice_is_refused_and_changes_nothing(app):
+    from qc_live.errors import Conflict, Forbidden, NotFound
+    process("p", utcnow())
+    alice, bob = reviewer("alice"), reviewer("bob")
+    connect(alice, "a1", "p")
+    [task] = tasks({"name": "1", "payload": {}})
+    with pytest.raises(Forbidden):
+        dispatch.complete(db.session, bob.id, task["id"])
+    with pytest.raises(NotFound):
+        dispatch.complete(db.session, alice.id, 999_999)
+    assert dispatch.complete(db.session, alice.id, task["id"], "pass").value["task"][
+        "status"] == "completed"
+    with pytest.raises(Conflict):
+        dispatch.complete(db.session, alice.id, task["id"], "fail")
+    row = db.session.get(Task, task["id"])
+    db.session.refresh(row)
+    assert (row.status, row.outcome) == ("completed", "pass")

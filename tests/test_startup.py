@@ -1,0 +1,85 @@
+"""Starting the server: admin bootstrap, configuration errors, CLI, async modes."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from live import ROOT, Reviewer, Server
+
+
+def test_first_run_without_admin_settings_prints_working_credentials(database, tmp_path):
+    server = Server(database, tmp_path, QC_ADMIN_USERNAME="", QC_ADMIN_PASSWORD="")
+    server.start()
+    try:
+        log = server.log()
+        found = re.search(r"username: (\S+)\s+password: (\S+)", log)
+        assert found, log
+        assert server.login(found[1], found[2])["user"]["role"] == "admin"
+        saved = (tmp_path / "instance" / "first-run-admin.txt").read_text()
+        assert found[2] in saved
+    finally:
+        server.stop()
+    # a second start creates no second admin and prints nothing new
+    again = Server(database, tmp_path, QC_ADMIN_USERNAME="", QC_ADMIN_PASSWORD="")
+    again.log_path = tmp_path / "second.log"
+    again.start()
+    try:
+        assert "password:" not in again.log()
+    finally:
+        again.stop()
+
+
+def test_configured_admin_is_created_once(server):
+    body = server.login("admin", "admin-password-1")
+    assert body["user"] == {"id": body["user"]["id"], "username": "admin", "role": "admin"}
+    assert body["token"] == body["access_token"]
+
+
+def test_production_mode_refuses_to_start_without_a_secret_key(database, tmp_path):
+    env = {**os.environ, "QC_ENV": "production", "QC_SECRET_KEY": "",
+           "DATABASE_URL": database.url, "QC_INSTANCE_PATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "run.py"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "QC_SECRET_KEY" in result.stderr
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path):
+    from qc_live.config import from_env
+    env = {"QC_INSTANCE_PATH": str(tmp_path)}
+    first, second = from_env(env).secret_key, from_env(env).secret_key
+    assert first == second and len(first) > 40
+    assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_cli_creates_a_user_who_can_log_in(server, database, tmp_path):
+    env = {**os.environ, "DATABASE_URL": database.url, "QC_INSTANCE_PATH": str(tmp_path),
+           "QC_SECRET_KEY": server.env["QC_SECRET_KEY"]}
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "qc_live", "create-user", "carol",
+         "--role", "supervisor", "--password", "carol-password"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert server.login("carol", "carol-password")["user"]["role"] == "supervisor"
+    again = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "qc_live", "create-user", "carol",
+         "--password", "carol-password"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and "taken" in again.stderr
+
+
+@pytest.mark.parametrize("mode", ["gevent", "threading"])
+def test_other_async_modes_are_one_setting_away(start_server, mode):
+    server = start_server(QC_ASYNC_MODE=mode)
+    assert f"({mode}," in server.log()
+    alice = server.reviewer("alice")
+    server.add_tasks([{"name": "one"}, {"name": "two"}])
+    sock = Reviewer(server, alice["token"]).connect()
+    try:
+        first = sock.task()
+        assert sock.complete(first["id"])["ok"] is True
+        assert sock.task()["name"] == "two"
+    finally:
+        sock.disconnect()
