@@ -49,9 +49,10 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
     )
     database.backoff_sleep = socketio.sleep
 
-    from . import api_health, api_reviewer, api_tasks, api_users, auth, cli, sockets  # noqa: F401
-    for blueprint in (auth.bp, api_tasks.bp, api_reviewer.bp, api_users.bp, api_health.bp,
-                      cli.bp):
+    from . import (api_board, api_health, api_reviewer, api_tasks, api_users, auth, cli,
+                   sockets)  # noqa: F401
+    for blueprint in (auth.bp, api_tasks.bp, api_reviewer.bp, api_users.bp, api_board.bp,
+                      api_health.bp, cli.bp):
         app.register_blueprint(blueprint)
     errors.register(app)
 
@@ -61,8 +62,10 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
         bootstrap_admin(db.session, config)
         db.session.remove()
 
+    from .board import broadcaster
     from .runtime import Runtime
     app.extensions["qc_runtime"] = Runtime(app, config)
+    broadcaster.init_app(app, config)
     return app
 
 

@@ -6,6 +6,7 @@ message queue when several processes run.
 """
 import logging
 
+from .board import broadcaster
 from .dispatch import Assigned, Idle, Outcome, Revoked
 from .extensions import socketio
 from .presence import REVIEWER_NAMESPACE, sockets_of
@@ -24,6 +25,7 @@ def push(outcome: Outcome | list, sid: str | None = None) -> None:
     reviewer's state (`idle`, a resent task) goes to that socket alone: the
     other tabs already show it.
     """
+    broadcaster.changed()
     notices = outcome.notices if isinstance(outcome, Outcome) else outcome
     for notice in notices:
         restates = isinstance(notice, Idle) or getattr(notice, "resent", False)

@@ -12,6 +12,7 @@ import time
 import uuid
 
 from . import dispatch, presence
+from .board import broadcaster
 from .database import run_write
 from .extensions import db, socketio
 from .models import Connection
@@ -41,6 +42,7 @@ class Runtime:
             self.register()
             self._running = True
             socketio.start_background_task(self._loop)
+            broadcaster.start()
 
     def _loop(self) -> None:
         while self._running:

@@ -10,7 +10,7 @@ import logging
 from flask import current_app, request, session
 from flask_socketio import ConnectionRefusedError, join_room
 
-from . import dispatch, presence
+from . import board, dispatch, presence
 from .auth import user_from_token
 from .database import is_unavailable, run_write
 from .errors import BadRequest, QCError, Unauthorized, Unavailable, as_ack
@@ -87,13 +87,18 @@ def reviewer_connect(auth=None):
     push_later(dispatch.offer_work(db.session, user.id), sid=request.sid)
 
 
-@socketio.on("disconnect", namespace=REVIEWER)
-def reviewer_disconnect(*_reason):
+def _forget_socket():
     try:
         run_write(db.session, presence.remove_connection, request.sid, _config().lease_seconds)
     except Exception:
         # The sweeper reconciles this process's rows with its live sockets.
         log.exception("could not record the disconnect of %s", request.sid)
+    board.broadcaster.changed()
+
+
+@socketio.on("disconnect", namespace=REVIEWER)
+def reviewer_disconnect(*_reason):
+    _forget_socket()
 
 
 @socketio.on("task-complete", namespace=REVIEWER)
@@ -115,3 +120,22 @@ def reviewer_set_availability(data):
                                         claim=True)
     push_later(outcome)
     return {"ok": True, "available": available}
+
+
+# --- /board -------------------------------------------------------------------
+
+@socketio.on("connect", namespace=board.NAMESPACE)
+def board_connect(auth=None):
+    user = authenticate(auth, Role.SUPERVISOR, exact=False)
+    runtime = current_app.extensions["qc_runtime"]
+    run_write(db.session, presence.add_connection, request.sid, board.NAMESPACE, user,
+              runtime.process_id, _config().lease_seconds)
+    join_room(board.ROOM)
+    board.broadcaster.viewers.add(request.sid)
+    board.broadcaster.changed()  # the new board gets the snapshot within FAST seconds
+
+
+@socketio.on("disconnect", namespace=board.NAMESPACE)
+def board_disconnect(*_reason):
+    board.broadcaster.viewers.discard(request.sid)
+    _forget_socket()

@@ -1,0 +1,15 @@
+"""GET /board: the same snapshot the /board namespace pushes."""
+from flask import Blueprint, current_app, jsonify
+
+from .auth import role_required
+from .board import snapshot
+from .extensions import db
+from .models import Role
+
+bp = Blueprint("board", __name__)
+
+
+@bp.get("/board")
+@role_required(Role.SUPERVISOR)
+def get_board():
+    return jsonify(snapshot(db.session, current_app.extensions["qc_config"].lease_seconds))

@@ -1,0 +1,127 @@
+"""The supervisors' live board: one snapshot of the floor, pushed as it changes.
+
+Each process sends the snapshot to its own board sockets only. It refreshes
+at once (within `FAST`) after a change made in this process, and at least
+every `SLOW` seconds otherwise, which is how changes made by other processes
+arrive, since they share the database. A board therefore gets at most
+1/FAST = 10 messages a second, however busy the floor and however many
+processes there are, and sees any change within about SLOW seconds.
+"""
+import logging
+import statistics
+import time
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from .clock import iso, utcnow
+from .extensions import db, socketio
+from .models import Role, Task, TaskStatus, User
+from .presence import live_socket_exists
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/board"
+ROOM = "board"
+FAST = 0.1
+SLOW = 0.5
+
+
+def snapshot(session, lease_seconds: float) -> dict:
+    """The board as one JSON-able dict (the shape of contract.md, plus `at`)."""
+    now = utcnow()
+    done = (sa.select(sa.func.count(Task.id))
+            .where(Task.assignee_id == User.id, Task.status == TaskStatus.COMPLETED.value)
+            .scalar_subquery())
+    held = aliased(Task)
+    rows = session.execute(
+        sa.select(User.id, User.username, User.available, held.id, held.assigned_at,
+                  live_socket_exists(User.id, lease_seconds), done)
+        .outerjoin(held, held.holder_id == User.id)
+        .where(User.role == Role.REVIEWER.value, User.active.is_(True))
+        .order_by(User.username)).all()
+    reviewers = [{"id": uid, "username": name, "online": bool(online), "available": available,
+                  "task_id": task_id, "task_since": iso(since), "completed_count": count or 0}
+                 for uid, name, available, task_id, since, online, count in rows]
+
+    counts = session.execute(
+        sa.select(Task.status, Task.priority, sa.func.count(Task.id))
+        .where(Task.status.in_([TaskStatus.PENDING.value, TaskStatus.ASSIGNED.value]))
+        .group_by(Task.status, Task.priority)).all()
+    by_priority = {str(p): n for status, p, n in sorted(counts, key=lambda r: -r[1])
+                   if status == TaskStatus.PENDING.value}
+    oldest = session.scalar(sa.select(sa.func.min(Task.created_at))
+                            .where(Task.status == TaskStatus.PENDING.value))
+
+    hour_ago = now - timedelta(hours=1)
+    handled = session.execute(
+        sa.select(Task.assigned_at, Task.completed_at)
+        .where(Task.status == TaskStatus.COMPLETED.value, Task.completed_at >= hour_ago)).all()
+    durations = [(end - start).total_seconds() for start, end in handled if start and end]
+    session.rollback()
+    return {
+        "reviewers": reviewers,
+        "queue": {
+            "pending": sum(by_priority.values()),
+            "assigned": sum(n for status, _, n in counts if status == TaskStatus.ASSIGNED.value),
+            "by_priority": by_priority,
+            "oldest_pending_age_s": round((now - oldest).total_seconds(), 1) if oldest else None,
+        },
+        "stats": {
+            "completed_last_hour": len(handled),
+            "median_handle_s": round(statistics.median(durations), 2) if durations else None,
+        },
+        "at": iso(now),
+    }
+
+
+class Broadcaster:
+    """Sends the snapshot to this process's board sockets, coalesced."""
+
+    def __init__(self):
+        self.app = None
+        self.config = None
+        self.viewers = set()  # sids of board sockets on this process
+        self._dirty = False
+        self._running = False
+
+    def init_app(self, app, config) -> None:
+        self.app, self.config = app, config
+        self.viewers.clear()
+
+    def changed(self) -> None:
+        """Something on the floor changed here: refresh within FAST seconds."""
+        self._dirty = True
+
+    def start(self) -> None:
+        if not self._running:
+            self._running = True
+            socketio.start_background_task(self._loop)
+
+    def stop(self) -> None:
+        self._running = False
+
+    def _loop(self) -> None:
+        last_sent = 0.0
+        while self._running:
+            socketio.sleep(FAST)
+            if not self.viewers:
+                continue
+            if not self._dirty and time.monotonic() - last_sent < SLOW:
+                continue
+            self._dirty = False
+            last_sent = time.monotonic()
+            with self.app.app_context():
+                try:
+                    data = snapshot(db.session, self.config.lease_seconds)
+                except Exception:
+                    log.exception("board snapshot failed")
+                    continue
+                finally:
+                    db.session.remove()
+            # Local sockets only: every process serves its own boards.
+            socketio.emit("board", data, to=ROOM, namespace=NAMESPACE, ignore_queue=True)
+
+
+broadcaster = Broadcaster()
