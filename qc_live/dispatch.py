@@ -19,6 +19,7 @@ UNIQUE index on `tasks.holder_id` makes a second task for one reviewer
 impossible whatever the code does.
 """
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -77,10 +78,31 @@ class TaskSpec:
     external_id: str | None = None
 
 
+# Among tasks of equal priority, those due within this window go first,
+# earliest deadline first; the rest keep FIFO order.
+URGENT_WINDOW = timedelta(minutes=30)
+
+
 # --- queries -----------------------------------------------------------------
 
 def _next_pending(session):
-    """Lock the next pending task in dispatch order, skipping ones others lock."""
+    """Lock the next pending task in dispatch order, skipping ones others lock.
+
+    Order: highest priority; within it, tasks due within URGENT_WINDOW by
+    deadline; then FIFO (created_at, id). Two index range reads, no sort.
+    """
+    top = session.scalar(sa.select(Task.priority).where(Task.status == PENDING)
+                         .order_by(Task.priority.desc()).limit(1))
+    if top is None:
+        return None
+    urgent = session.scalars(
+        sa.select(Task).where(Task.status == PENDING, Task.priority == top,
+                              Task.deadline.is_not(None),
+                              Task.deadline <= utcnow() + URGENT_WINDOW)
+        .order_by(Task.deadline, Task.id)
+        .limit(1).with_for_update(skip_locked=True)).first()
+    if urgent is not None:
+        return urgent
     return session.scalars(
         sa.select(Task).where(Task.status == PENDING)
         .order_by(Task.priority.desc(), Task.created_at, Task.id)
@@ -431,4 +453,38 @@ def requeue_abandoned(session, grace_seconds: float, lease_seconds: float) -> Ou
     requeued = run_write(session, work)
     outcome = dispatch_pending(session, lease_seconds)
     outcome.value = requeued
+    return outcome
+
+
+def expire_overdue(session, lease_seconds: float, batch: int = 500) -> Outcome:
+    """Tasks past their deadline, pending or assigned, become expired; holders
+    are told (`task-revoked`, reason 'expired') and get their next task.
+    Outcome.value is the list of expired task ids."""
+    def work(session):
+        now = utcnow()
+        due = session.execute(
+            sa.select(Task.id, Task.holder_id)
+            .where(Task.status.in_([PENDING, ASSIGNED]), Task.deadline.is_not(None),
+                   Task.deadline <= now)
+            .order_by(Task.deadline).limit(batch)).all()
+        expired, notices = [], []
+        for task_id, holder_id in due:
+            if holder_id is not None and _lock_reviewer(session, holder_id,
+                                                        skip_locked=True) is None:
+                continue  # busy right now; the next sweep gets it
+            task = _lock_task(session, task_id)
+            if task.status not in (PENDING, ASSIGNED) or task.holder_id != holder_id:
+                continue
+            task.status = TaskStatus.EXPIRED.value
+            task.holder_id = None
+            _record(session, task, "expired", reviewer_id=holder_id)
+            _free_holder(session, holder_id)
+            expired.append(task_id)
+            if holder_id is not None:
+                notices.append(Revoked(holder_id, task_id, "expired"))
+        return Outcome(expired, notices)
+
+    outcome = run_write(session, work)
+    if outcome.notices:
+        outcome.extend(dispatch_pending(session, lease_seconds))
     return outcome

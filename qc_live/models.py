@@ -110,6 +110,12 @@ class Task(db.Model):
 
 # The dispatch query: next pending task by priority (descending), then FIFO.
 sa.Index("ix_tasks_queue", Task.status, Task.priority.desc(), Task.created_at, Task.id)
+# Urgent tasks within a priority, and deadline expiry.
+sa.Index("ix_tasks_due", Task.status, Task.priority, Task.deadline)
+sa.Index("ix_tasks_deadline", Task.status, Task.deadline)
+# Board statistics and listings by age.
+sa.Index("ix_tasks_completed", Task.status, Task.completed_at)
+sa.Index("ix_tasks_created", Task.status, Task.created_at)
 
 
 class TaskEvent(db.Model):

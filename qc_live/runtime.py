@@ -67,6 +67,10 @@ class Runtime:
         reaped = run_write(session, presence.reap_dead_processes, cfg.lease_seconds)
         if reaped:
             log.info("forgot dead server process(es) %s", ", ".join(reaped))
+        expired = dispatch.expire_overdue(session, cfg.lease_seconds)
+        if expired.value:
+            log.info("expired task(s) past their deadline: %s", expired.value)
+            push(expired)
         outcome = dispatch.requeue_abandoned(session, cfg.grace_seconds, cfg.lease_seconds)
         if outcome.value:
             log.info("requeued abandoned task(s) %s", outcome.value)
