@@ -234,10 +234,22 @@ class Reviewer:
         return out
 
     def call(self, event: str, data, timeout: float = 10):
-        reply = self.client.call(event, data, namespace="/reviewer", timeout=timeout)
-        with self.lock:
-            self.log.append(("ack:" + event, reply))
-        return reply
+        """Emit with an ack and wait for it. The ack is logged by the client's
+        read thread, so `log` holds acks and pushes in true arrival order."""
+        done = threading.Event()
+        replies = []
+
+        def on_ack(*args):
+            reply = args[0] if args else None
+            with self.lock:
+                self.log.append(("ack:" + event, reply))
+            replies.append(reply)
+            done.set()
+
+        self.client.emit(event, data, namespace="/reviewer", callback=on_ack)
+        if not done.wait(timeout):
+            raise AssertionError(f"no ack for {event} within {timeout}s")
+        return replies[0]
 
     def complete(self, task_id: int, outcome: str = "pass", **extra):
         return self.call("task-complete", {"task_id": task_id, "outcome": outcome, **extra})
