@@ -12,4 +12,4 @@ bp = Blueprint("board", __name__)
 @bp.get("/board")
 @role_required(Role.SUPERVISOR)
 def get_board():
-    return jsonify(snapshot(db.session, current_app.extensions["qc_config"].lease_seconds))
+    return jsonify(snapshot(db.session, current_app.extensions["qc_config"]))

@@ -18,7 +18,8 @@ from sqlalchemy.orm import aliased
 from .clock import iso, utcnow
 from .extensions import db, socketio
 from .models import Role, Task, TaskStatus, User
-from .presence import live_socket_exists
+from .presence import live_socket_exists, logged_in
+from .stats import reviewer_stats
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,11 @@ FAST = 0.1
 SLOW = 0.5
 
 
-def snapshot(session, lease_seconds: float) -> dict:
-    """The board as one JSON-able dict (the shape of contract.md, plus `at`)."""
+def snapshot(session, config) -> dict:
+    """The board as one JSON-able dict: the shape of contract.md, plus `at`
+    (server time), `stats.reviewers` (see stats.reviewer_stats) and per
+    reviewer `connected` (a socket right now; `online` stays true through the
+    grace period, as a page reload is not a logout)."""
     now = utcnow()
     done = (sa.select(sa.func.count(Task.id))
             .where(Task.assignee_id == User.id, Task.status == TaskStatus.COMPLETED.value)
@@ -37,13 +41,15 @@ def snapshot(session, lease_seconds: float) -> dict:
     held = aliased(Task)
     rows = session.execute(
         sa.select(User.id, User.username, User.available, held.id, held.assigned_at,
-                  live_socket_exists(User.id, lease_seconds), done)
+                  logged_in(config.lease_seconds, config.grace_seconds),
+                  live_socket_exists(User.id, config.lease_seconds), done)
         .outerjoin(held, held.holder_id == User.id)
         .where(User.role == Role.REVIEWER.value, User.active.is_(True))
         .order_by(User.username)).all()
     reviewers = [{"id": uid, "username": name, "online": bool(online), "available": available,
-                  "task_id": task_id, "task_since": iso(since), "completed_count": count or 0}
-                 for uid, name, available, task_id, since, online, count in rows]
+                  "task_id": task_id, "task_since": iso(since), "completed_count": count or 0,
+                  "connected": bool(connected)}
+                 for uid, name, available, task_id, since, online, connected, count in rows]
 
     counts = session.execute(
         sa.select(Task.status, Task.priority, sa.func.count(Task.id))
@@ -59,6 +65,7 @@ def snapshot(session, lease_seconds: float) -> dict:
         sa.select(Task.assigned_at, Task.completed_at)
         .where(Task.status == TaskStatus.COMPLETED.value, Task.completed_at >= hour_ago)).all()
     durations = [(end - start).total_seconds() for start, end in handled if start and end]
+    per_reviewer = reviewer_stats(session)
     session.rollback()
     return {
         "reviewers": reviewers,
@@ -71,6 +78,7 @@ def snapshot(session, lease_seconds: float) -> dict:
         "stats": {
             "completed_last_hour": len(handled),
             "median_handle_s": round(statistics.median(durations), 2) if durations else None,
+            "reviewers": per_reviewer,
         },
         "at": iso(now),
     }
@@ -103,7 +111,7 @@ class Broadcaster:
         self._running = False
 
     def _loop(self) -> None:
-        last_sent = 0.0
+        last_sent, failing = 0.0, False
         while self._running:
             socketio.sleep(FAST)
             if not self.viewers:
@@ -114,9 +122,13 @@ class Broadcaster:
             last_sent = time.monotonic()
             with self.app.app_context():
                 try:
-                    data = snapshot(db.session, self.config.lease_seconds)
-                except Exception:
-                    log.exception("board snapshot failed")
+                    data = snapshot(db.session, self.config)
+                    failing = False
+                except Exception as exc:
+                    db.session.rollback()
+                    if not failing:  # once per outage, not twice a second
+                        log.warning("board snapshot failed: %s", exc)
+                    failing = True
                     continue
                 finally:
                     db.session.remove()

@@ -94,6 +94,11 @@ def from_env(environ=None) -> Config:
                               "with a generated key")
         secret = _persistent_secret(instance)
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'qc_live.sqlite3'}"
+    heartbeat = _number(env, "QC_HEARTBEAT_SECONDS", 5.0)
+    lease = _number(env, "QC_LEASE_SECONDS", 15.0)
+    if lease <= heartbeat:
+        raise ConfigError(f"QC_LEASE_SECONDS ({lease}) must be longer than "
+                          f"QC_HEARTBEAT_SECONDS ({heartbeat}), or live processes expire")
     origins = tuple(o.strip() for o in env.get("QC_CORS_ORIGINS", "").split(",") if o.strip())
     return Config(
         host=env.get("HOST", "127.0.0.1"),
@@ -107,8 +112,8 @@ def from_env(environ=None) -> Config:
         async_mode=env.get("QC_ASYNC_MODE", "eventlet"),
         production=production,
         instance_path=str(instance),
-        heartbeat_seconds=_number(env, "QC_HEARTBEAT_SECONDS", 5.0),
-        lease_seconds=_number(env, "QC_LEASE_SECONDS", 15.0),
+        heartbeat_seconds=heartbeat,
+        lease_seconds=lease,
         sweep_seconds=_number(env, "QC_SWEEP_SECONDS", 1.0),
         access_token_minutes=int(_number(env, "QC_ACCESS_TOKEN_MINUTES", 15, int)),
         refresh_token_days=int(_number(env, "QC_REFRESH_TOKEN_DAYS", 7, int)),

@@ -83,6 +83,11 @@ class TaskSpec:
 URGENT_WINDOW = timedelta(minutes=30)
 
 
+# populate_existing: a row locked FOR UPDATE must be read afresh even if the
+# session already holds the object, or a re-check would see the older read.
+_FRESH = {"populate_existing": True}
+
+
 # --- queries -----------------------------------------------------------------
 
 def _next_pending(session):
@@ -91,31 +96,35 @@ def _next_pending(session):
     Order: highest priority; within it, tasks due within URGENT_WINDOW by
     deadline; then FIFO (created_at, id). Two index range reads, no sort.
     """
-    top = session.scalar(sa.select(Task.priority).where(Task.status == PENDING)
+    now = utcnow()
+    # Overdue tasks are never handed out; the sweep expires them.
+    not_overdue = sa.or_(Task.deadline.is_(None), Task.deadline > now)
+    top = session.scalar(sa.select(Task.priority).where(Task.status == PENDING, not_overdue)
                          .order_by(Task.priority.desc()).limit(1))
     if top is None:
         return None
     urgent = session.scalars(
         sa.select(Task).where(Task.status == PENDING, Task.priority == top,
-                              Task.deadline.is_not(None),
-                              Task.deadline <= utcnow() + URGENT_WINDOW)
+                              Task.deadline > now, Task.deadline <= now + URGENT_WINDOW)
         .order_by(Task.deadline, Task.id)
-        .limit(1).with_for_update(skip_locked=True)).first()
+        .limit(1).with_for_update(skip_locked=True).execution_options(**_FRESH)).first()
     if urgent is not None:
         return urgent
     return session.scalars(
-        sa.select(Task).where(Task.status == PENDING)
+        sa.select(Task).where(Task.status == PENDING, not_overdue)
         .order_by(Task.priority.desc(), Task.created_at, Task.id)
-        .limit(1).with_for_update(skip_locked=True)).first()
+        .limit(1).with_for_update(skip_locked=True).execution_options(**_FRESH)).first()
 
 
 def _lock_reviewer(session, reviewer_id: int, skip_locked: bool = False):
     return session.scalars(sa.select(User).where(User.id == reviewer_id)
-                           .with_for_update(skip_locked=skip_locked)).first()
+                           .with_for_update(skip_locked=skip_locked)
+                           .execution_options(**_FRESH)).first()
 
 
 def _lock_task(session, task_id: int):
-    return session.scalars(sa.select(Task).where(Task.id == task_id).with_for_update()).first()
+    return session.scalars(sa.select(Task).where(Task.id == task_id).with_for_update()
+                           .execution_options(**_FRESH)).first()
 
 
 def _held_task(session, reviewer_id: int):
@@ -212,7 +221,7 @@ def task_for_reader(session, task_id: int, reader: User) -> dict:
 # --- transitions -------------------------------------------------------------
 
 def offer_work(session, reviewer_id: int) -> Outcome:
-    """On connect (or a REST request for work): the held task, a new one, or idle."""
+    """On connect: the held task (resent), a newly claimed one, or idle."""
     def work(session):
         reviewer = _lock_reviewer(session, reviewer_id)
         held = _held_task(session, reviewer_id)

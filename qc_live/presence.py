@@ -27,7 +27,16 @@ def live_socket_exists(user_id_column, lease_seconds: float):
 
 
 def is_online(session, user_id: int, lease_seconds: float) -> bool:
+    """The user has a live /reviewer socket right now (dispatch needs this)."""
     return session.scalar(sa.select(live_socket_exists(user_id, lease_seconds))) or False
+
+
+def logged_in(lease_seconds: float, grace_seconds: float):
+    """SQL over `User`: connected now, or the last socket dropped less than the
+    grace period ago. This is "online" for people: a reload is not a logout."""
+    return sa.or_(live_socket_exists(User.id, lease_seconds),
+                  sa.and_(User.offline_since.is_not(None),
+                          User.offline_since > ago(grace_seconds)))
 
 
 def register_process(session, process_id: str, host: str, pid: int) -> None:
@@ -45,15 +54,17 @@ def renew_lease(session, process_id: str) -> bool:
 
 
 def add_connection(session, sid: str, namespace: str, user: User, process_id: str,
-                   lease_seconds: float) -> None:
-    """Record a socket. A reviewer coming back online is idle from now on."""
+                   lease_seconds: float, grace_seconds: float) -> None:
+    """Record a socket. A reviewer back after being logged out (offline past
+    the grace period) joins the end of the idle line; one back from a reload
+    keeps its place."""
     now = utcnow()
     if namespace == REVIEWER_NAMESPACE and user.role == Role.REVIEWER.value:
-        was_online = is_online(session, user.id, lease_seconds)
-        if not was_online:
-            holds = session.scalar(sa.select(Task.id).where(Task.holder_id == user.id))
-            if holds is None:
-                user.idle_since = now
+        returning = user.offline_since is not None and \
+            (now - user.offline_since).total_seconds() > grace_seconds
+        if (returning or user.idle_since is None) and \
+                not is_online(session, user.id, lease_seconds):
+            user.idle_since = now
         user.offline_since = None
     session.merge(Connection(sid=sid, namespace=namespace, user_id=user.id,
                              process_id=process_id, connected_at=now))
@@ -87,7 +98,8 @@ def reap_dead_processes(session, lease_seconds: float) -> list[str]:
 
     A reviewer left with no live socket is offline since the dead process's
     last heartbeat. Reviewers with no socket rows at all but no offline mark
-    (e.g. a REST-only claim) start their grace now. Returns the reaped ids.
+    (e.g. a REST-only claim) while holding a task start their grace now.
+    Returns the reaped ids.
     """
     cutoff = ago(lease_seconds)
     dead = session.execute(sa.select(ServerProcess.id, ServerProcess.heartbeat_at)
@@ -105,11 +117,14 @@ def reap_dead_processes(session, lease_seconds: float) -> list[str]:
                 session.execute(sa.update(User).where(User.id == user_id,
                                                       User.offline_since.is_(None))
                                 .values(offline_since=last_seen))
+    # A holder with no socket row at all and no offline mark (say, its task
+    # came from a REST call before any socket): its grace starts now.
     any_socket = sa.exists().where(Connection.user_id == User.id,
                                    Connection.namespace == REVIEWER_NAMESPACE)
+    holds = sa.exists().where(Task.holder_id == User.id)
     session.execute(sa.update(User)
                     .where(User.offline_since.is_(None), User.role == Role.REVIEWER.value,
-                           ~any_socket)
+                           holds, ~any_socket)
                     .values(offline_since=utcnow()))
     return [process_id for process_id, _ in dead]
 

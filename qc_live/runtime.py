@@ -13,9 +13,9 @@ import uuid
 
 from . import dispatch, presence
 from .board import broadcaster
-from .database import run_write
+from .database import is_unavailable, run_write
 from .extensions import db, socketio
-from .models import Connection
+from .models import Connection, User
 from .notify import push
 
 log = logging.getLogger(__name__)
@@ -26,8 +26,12 @@ class Runtime:
         self.app = app
         self.config = config
         self.process_id = uuid.uuid4().hex
+        # sid -> (namespace, user id) of the sockets connected to this process:
+        # what to write back if our lease was lost (see sweep).
+        self.local_sockets = {}
         self._last_heartbeat = 0.0
         self._running = False
+        self._failures = 0
 
     def register(self) -> None:
         with self.app.app_context():
@@ -50,8 +54,19 @@ class Runtime:
             with self.app.app_context():
                 try:
                     self.sweep()
-                except Exception:
-                    log.exception("sweep failed; will retry")
+                    if self._failures:
+                        log.warning("sweep works again after %d failure(s)", self._failures)
+                    self._failures = 0
+                except Exception as exc:
+                    db.session.rollback()
+                    self._failures += 1
+                    if self._failures == 1:
+                        log.exception("sweep failed; retrying every %ss",
+                                      self.config.sweep_seconds)
+                    elif is_unavailable(exc) or self._failures % 60:
+                        pass  # one line per outage is enough
+                    else:
+                        log.error("sweep still failing (%d times): %s", self._failures, exc)
                 finally:
                     db.session.remove()
 
@@ -59,9 +74,10 @@ class Runtime:
         cfg, session = self.config, db.session
         if time.monotonic() - self._last_heartbeat >= cfg.heartbeat_seconds:
             if not run_write(session, presence.renew_lease, self.process_id):
-                log.warning("this process's lease had expired; registering again")
-                run_write(session, presence.register_process, self.process_id,
-                          socket.gethostname(), os.getpid())
+                log.warning("this process's lease had expired (another process forgot "
+                            "its sockets); registering again with %d socket(s)",
+                            len(self.local_sockets))
+                run_write(session, self._register_again)
             self._last_heartbeat = time.monotonic()
             self.reconcile()
         reaped = run_write(session, presence.reap_dead_processes, cfg.lease_seconds)
@@ -76,6 +92,15 @@ class Runtime:
             log.info("requeued abandoned task(s) %s", outcome.value)
         push(outcome)
 
+    def _register_again(self, session) -> None:
+        presence.register_process(session, self.process_id, socket.gethostname(), os.getpid())
+        session.flush()
+        for sid, (namespace, user_id) in list(self.local_sockets.items()):
+            user = session.get(User, user_id)
+            if user is not None:
+                presence.add_connection(session, sid, namespace, user, self.process_id,
+                                        self.config.lease_seconds, self.config.grace_seconds)
+
     def reconcile(self) -> None:
         """Drop rows of this process's sockets that are no longer connected
         (a disconnect that could not be written, e.g. while the database was down)."""
@@ -87,6 +112,7 @@ class Runtime:
         for sid, namespace in rows:
             if not (manager.is_connected(sid, namespace)
                     or manager.is_pre_connected(sid, namespace)):
+                self.local_sockets.pop(sid, None)
                 run_write(session, presence.remove_connection, sid, self.config.lease_seconds)
 
     def stop(self) -> None:

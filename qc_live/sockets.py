@@ -13,7 +13,7 @@ from flask_socketio import ConnectionRefusedError, join_room
 from . import board, dispatch, presence
 from .auth import user_from_token
 from .database import is_unavailable, run_write
-from .errors import BadRequest, QCError, Unauthorized, Unavailable, as_ack
+from .errors import Forbidden, QCError, Unauthorized, Unavailable, as_ack
 from .extensions import db, socketio
 from .models import Role
 from .notify import push_later, reviewer_room
@@ -27,26 +27,48 @@ def _config():
     return current_app.extensions["qc_config"]
 
 
-def _refuse(error: QCError):
+def _refuse(code: str, message: str):
     """connect_error carries {"code", "message"} at the top level (python
     clients) and under "data" (browser clients read err.data)."""
-    refusal = ConnectionRefusedError(error.message)
-    detail = {"code": "unauthorized", "message": error.message}
+    refusal = ConnectionRefusedError(message)
+    detail = {"code": code, "message": message}
     refusal.error_args = {**detail, "data": detail}
     return refusal
 
 
+def refusing(connect_handler):
+    """A connect handler that never leaves the client hanging: a bad token is
+    refused as "unauthorized", a database outage as "unavailable", anything
+    else as "internal_error" (and logged)."""
+    def wrapper(auth=None):
+        try:
+            return connect_handler(auth)
+        except QCError as error:
+            db.session.rollback()
+            code = "unavailable" if isinstance(error, Unavailable) else "unauthorized"
+            raise _refuse(code, error.message) from None
+        except Exception as exc:
+            db.session.rollback()
+            if is_unavailable(exc):
+                raise _refuse("unavailable", "the database is not reachable; retry shortly") \
+                    from None
+            log.exception("connect failed")
+            raise _refuse("internal_error", "internal server error") from None
+    wrapper.__name__ = connect_handler.__name__
+    return wrapper
+
+
 def authenticate(auth, role: Role, exact: bool):
     token = auth.get("token") if isinstance(auth, dict) else None
-    try:
-        return user_from_token(token, role, exact=exact)
-    except QCError as error:
-        raise _refuse(error) from None
-    except Exception as exc:
-        if is_unavailable(exc):
-            raise _refuse(Unavailable("the database is not reachable; retry shortly")) \
-                from None
-        raise
+    return user_from_token(token, role, exact=exact)
+
+
+def _remember_socket(namespace: str, user) -> None:
+    cfg = _config()
+    runtime = current_app.extensions["qc_runtime"]
+    run_write(db.session, presence.add_connection, request.sid, namespace, user,
+              runtime.process_id, cfg.lease_seconds, cfg.grace_seconds)
+    runtime.local_sockets[request.sid] = (namespace, user.id)
 
 
 def guarded(handler):
@@ -76,18 +98,17 @@ def _reviewer_id() -> int:
 
 
 @socketio.on("connect", namespace=REVIEWER)
+@refusing
 def reviewer_connect(auth=None):
     user = authenticate(auth, Role.REVIEWER, exact=True)
-    cfg = _config()
-    runtime = current_app.extensions["qc_runtime"]
-    run_write(db.session, presence.add_connection, request.sid, REVIEWER, user,
-              runtime.process_id, cfg.lease_seconds)
+    _remember_socket(REVIEWER, user)
     session["qc_user_id"] = user.id
     join_room(reviewer_room(user.id))
     push_later(dispatch.offer_work(db.session, user.id), sid=request.sid)
 
 
 def _forget_socket():
+    current_app.extensions["qc_runtime"].local_sockets.pop(request.sid, None)
     try:
         run_write(db.session, presence.remove_connection, request.sid, _config().lease_seconds)
     except Exception:
@@ -106,7 +127,7 @@ def reviewer_disconnect(*_reason):
 def reviewer_complete(data):
     task_id, outcome, note, user_id = completion(data)
     if user_id is not None and user_id != _reviewer_id():
-        raise BadRequest("user_id is implied by the socket", code="user_id_mismatch")
+        raise Forbidden("reviewers complete their own tasks only", code="not_your_task")
     result = dispatch.complete(db.session, _reviewer_id(), task_id, outcome, note)
     push_later(result)
     return {"ok": True, "task_id": task_id, "task": result.value["task"]}
@@ -125,11 +146,10 @@ def reviewer_set_availability(data):
 # --- /board -------------------------------------------------------------------
 
 @socketio.on("connect", namespace=board.NAMESPACE)
+@refusing
 def board_connect(auth=None):
     user = authenticate(auth, Role.SUPERVISOR, exact=False)
-    runtime = current_app.extensions["qc_runtime"]
-    run_write(db.session, presence.add_connection, request.sid, board.NAMESPACE, user,
-              runtime.process_id, _config().lease_seconds)
+    _remember_socket(board.NAMESPACE, user)
     join_room(board.ROOM)
     board.broadcaster.viewers.add(request.sid)
     board.broadcaster.changed()  # the new board gets the snapshot within FAST seconds

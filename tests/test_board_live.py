@@ -52,12 +52,13 @@ def test_board_snapshot_on_connect_matches_rest_and_contract_shape(server):
             assert set(data) >= {"reviewers", "queue", "stats"}
             assert set(data["queue"]) == {"pending", "assigned", "by_priority",
                                           "oldest_pending_age_s"}
-            assert set(data["stats"]) == {"completed_last_hour", "median_handle_s"}
+            assert set(data["stats"]) == {"completed_last_hour", "median_handle_s",
+                                          "reviewers"}
             assert data["queue"]["pending"] == 3
             assert data["queue"]["by_priority"] == {"2": 1, "0": 2}
             row = reviewer_row(data, alice["id"])
             assert set(row) == {"id", "username", "online", "available", "task_id",
-                                "task_since", "completed_count"}
+                                "task_since", "completed_count", "connected"}
             assert row["online"] is False
     finally:
         board.close()
@@ -77,10 +78,17 @@ def test_board_sees_connect_assignment_completion_pause_and_disconnect(server):
         snap = board.until(lambda s: s["stats"]["completed_last_hour"] == 1)
         assert reviewer_row(snap, alice["id"])["completed_count"] == 1
         assert reviewer_row(snap, alice["id"])["task_id"] is None
+        mine = next(r for r in snap["stats"]["reviewers"] if r["id"] == alice["id"])
+        assert (mine["completed_today"], mine["completed_total"], mine["passed"],
+                mine["failed"]) == (1, 1, 1, 0)
+        assert mine["median_handle_s"] >= 0
         sock.call("set-availability", {"available": False})
         board.until(lambda s: reviewer_row(s, alice["id"])["available"] is False)
         sock.disconnect()
-        board.until(lambda s: not reviewer_row(s, alice["id"])["online"])
+        # a dropped socket is not a logout: online through the grace period (2 s here)
+        snap = board.until(lambda s: not reviewer_row(s, alice["id"])["connected"])
+        assert reviewer_row(snap, alice["id"])["online"] is True
+        board.until(lambda s: not reviewer_row(s, alice["id"])["online"], timeout=6)
     finally:
         board.close()
 

@@ -13,6 +13,7 @@ from qc_live.extensions import db
 from qc_live.models import Connection, Role, ServerProcess, Task, User
 
 LEASE = 15
+GRACE = 30
 
 
 def reviewer(name):
@@ -24,7 +25,7 @@ def reviewer(name):
 
 def connect(user, sid, process_id):
     run_write(db.session, presence.add_connection, sid, presence.REVIEWER_NAMESPACE, user,
-              process_id, LEASE)
+              process_id, LEASE, GRACE)
 
 
 def tasks(*specs):
@@ -122,3 +123,46 @@ def test_completion_by_someone_else_or_twice_is_refused_and_changes_nothing(app)
     row = db.session.get(Task, task["id"])
     db.session.refresh(row)
     assert (row.status, row.outcome) == ("completed", "pass")
+
+
+def test_release_rechecks_the_task_under_its_lock(app, monkeypatch):
+    """Between release's first read and its lock, the holder completes the task:
+    the release must see that and refuse, not put a completed task back."""
+    from qc_live.errors import Conflict
+    process("p", utcnow())
+    alice = reviewer("alice")
+    connect(alice, "a1", "p")
+    [task] = tasks({"name": "1", "payload": {}})
+    original = dispatch._lock_reviewer
+
+    def completed_meanwhile(session, reviewer_id, skip_locked=False):
+        session.connection().execute(sa.text(
+            "UPDATE tasks SET status='completed', holder_id=NULL, outcome='pass' "
+            "WHERE id=:id"), {"id": task["id"]})
+        return original(session, reviewer_id, skip_locked)
+
+    monkeypatch.setattr(dispatch, "_lock_reviewer", completed_meanwhile)
+    with pytest.raises(Conflict) as refused:
+        dispatch.release(db.session, task["id"], None, LEASE)
+    assert refused.value.code == "task_changed"
+    # (the simulated completion shared the refused transaction, so it rolled back too)
+
+
+def test_a_reload_keeps_the_idle_place_a_return_after_logout_does_not(app):
+    process("p", utcnow())
+    alice, bob = reviewer("alice"), reviewer("bob")
+    connect(alice, "a1", "p")
+    connect(bob, "b1", "p")
+    run_write(db.session, presence.remove_connection, "a1", LEASE)
+    connect(alice, "a2", "p")  # a reload: alice has still waited longest
+    [task] = tasks({"name": "1", "payload": {}})
+    assert dispatch.current_task(db.session, alice.id)["id"] == task["id"]
+    dispatch.complete(db.session, alice.id, task["id"])
+    # bob logs out (offline past the grace) and comes back: end of the line
+    run_write(db.session, presence.remove_connection, "b1", LEASE)
+    db.session.execute(sa.update(User).where(User.id == bob.id)
+                       .values(offline_since=utcnow() - timedelta(seconds=GRACE + 1)))
+    db.session.commit()
+    connect(bob, "b2", "p")
+    [task2] = tasks({"name": "2", "payload": {}})
+    assert dispatch.current_task(db.session, alice.id)["id"] == task2["id"]

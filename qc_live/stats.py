@@ -1,0 +1,51 @@
+"""Throughput and quality figures for supervisors.
+
+Per reviewer: completed today (UTC day) and in total, passes and fails, and
+the median handling time (assigned -> completed) of today's tasks. All read
+with indexed queries over `tasks`; nothing is kept in memory.
+"""
+import statistics
+from collections import defaultdict
+
+import sqlalchemy as sa
+
+from .clock import utcnow
+from .models import Role, Task, TaskStatus, User
+
+COMPLETED = TaskStatus.COMPLETED.value
+
+
+def _median(values):
+    return round(statistics.median(values), 2) if values else None
+
+
+def reviewer_stats(session, reviewer_id: int | None = None) -> list[dict]:
+    """Stats of every active reviewer (or of one), ordered by username."""
+    today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    users = sa.select(User.id, User.username).where(User.role == Role.REVIEWER.value)
+    if reviewer_id is not None:
+        users = users.where(User.id == reviewer_id)
+    else:
+        users = users.where(User.active.is_(True))
+    totals = sa.select(
+        Task.assignee_id, sa.func.count(Task.id),
+        sa.func.sum(sa.case((Task.outcome == "pass", 1), else_=0)),
+        sa.func.sum(sa.case((Task.outcome == "fail", 1), else_=0)),
+    ).where(Task.status == COMPLETED).group_by(Task.assignee_id)
+    todays = sa.select(Task.assignee_id, Task.assigned_at, Task.completed_at).where(
+        Task.status == COMPLETED, Task.completed_at >= today)
+    if reviewer_id is not None:
+        totals = totals.where(Task.assignee_id == reviewer_id)
+        todays = todays.where(Task.assignee_id == reviewer_id)
+    by_total = {rid: (n, p or 0, f or 0) for rid, n, p, f in session.execute(totals)}
+    handled = defaultdict(list)
+    for rid, start, end in session.execute(todays):
+        handled[rid].append((end - start).total_seconds() if start and end else None)
+    rows = []
+    for rid, name in session.execute(users.order_by(User.username)):
+        total, passed, failed = by_total.get(rid, (0, 0, 0))
+        today_times = handled.get(rid, [])
+        rows.append({"id": rid, "username": name, "completed_today": len(today_times),
+                     "completed_total": total, "passed": int(passed), "failed": int(failed),
+                     "median_handle_s": _median([t for t in today_times if t is not None])})
+    return rows
