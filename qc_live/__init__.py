@@ -66,6 +66,8 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
     from .runtime import Runtime
     app.extensions["qc_runtime"] = Runtime(app, config)
     broadcaster.init_app(app, config)
+    from . import notify
+    notify.init_app(app)
     return app
 
 

@@ -25,11 +25,19 @@ def _seen():
     run_write(db.session, presence.seen_over_rest, current_user.id, cfg.lease_seconds)
 
 
+def _delivered(task: dict | None) -> None:
+    """A task in an HTTP answer has reached the reviewer: that is its ack."""
+    if task is not None:
+        run_write(db.session, dispatch.acknowledge, current_user.id, task["id"])
+
+
 @bp.get("/me/task")
 @role_required(Role.REVIEWER, exact=True)
 def my_task():
     _seen()
-    return jsonify({"task": dispatch.current_task(db.session, current_user.id)})
+    task = dispatch.current_task(db.session, current_user.id)
+    _delivered(task)
+    return jsonify({"task": task})
 
 
 @bp.post("/complete_task")
@@ -42,6 +50,7 @@ def complete_task():
     result = dispatch.complete(db.session, current_user.id, task_id, outcome, note)
     push(result)
     nxt = result.value["next_task"]
+    _delivered(nxt)
     message = (f"task {task_id} completed; next task {nxt['id']} assigned" if nxt
                else f"task {task_id} completed; no task is pending")
     return jsonify({"message": message, **result.value})
@@ -67,6 +76,8 @@ def availability():
         claim = presence.is_online(db.session, target, cfg.lease_seconds)
     outcome = dispatch.set_availability(db.session, target, available, me, claim=claim)
     push(outcome)
+    if target == me:
+        _delivered(outcome.value["task"])
     state = "available" if available else "paused"
     return jsonify({"message": f"reviewer {target} is {state}",
                     "availability": int(available), "user_id": target,

@@ -25,6 +25,8 @@ class Config:
     admin_username: str | None = None
     admin_password: str | None = None
     grace_seconds: float = 30.0
+    # A task pushed but not acknowledged by any socket for this long is taken back.
+    ack_timeout_seconds: float = 30.0
     message_queue: str | None = None
     async_mode: str = "eventlet"
     production: bool = False
@@ -108,6 +110,7 @@ def from_env(environ=None) -> Config:
         admin_username=env.get("QC_ADMIN_USERNAME") or None,
         admin_password=env.get("QC_ADMIN_PASSWORD") or None,
         grace_seconds=_number(env, "QC_GRACE_SECONDS", 30.0),
+        ack_timeout_seconds=_number(env, "QC_ACK_TIMEOUT", 30.0),
         message_queue=env.get("QC_MESSAGE_QUEUE") or None,
         async_mode=env.get("QC_ASYNC_MODE", "eventlet"),
         production=production,

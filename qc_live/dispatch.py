@@ -157,6 +157,7 @@ def _assign(session, task: Task, reviewer: User, actor_id=None) -> Assigned:
     task.assignee_id = reviewer.id
     task.holder_id = reviewer.id
     task.assigned_at = now
+    task.acked_at = None
     _record(session, task, "assigned", reviewer_id=reviewer.id, actor_id=actor_id)
     session.flush()  # the UNIQUE holder_id check happens here, inside the transaction
     return Assigned(reviewer.id, task.to_dict())
@@ -177,6 +178,7 @@ def _return_to_queue(session, task: Task, kind: str, actor_id=None) -> int | Non
     task.holder_id = None
     task.assignee_id = None
     task.assigned_at = None
+    task.acked_at = None
     _record(session, task, kind, reviewer_id=holder, actor_id=actor_id)
     return holder
 
@@ -495,5 +497,49 @@ def expire_overdue(session, lease_seconds: float, batch: int = 500) -> Outcome:
 
     outcome = run_write(session, work)
     if outcome.notices:
+        outcome.extend(dispatch_pending(session, lease_seconds))
+    return outcome
+
+
+def acknowledge(session, reviewer_id: int, task_id: int) -> bool:
+    """The reviewer has the task on screen (a socket's ack of `task-assigned`,
+    or a REST answer that carried it). True if this was the first word of it."""
+    result = session.execute(
+        sa.update(Task).where(Task.id == task_id, Task.holder_id == reviewer_id,
+                              Task.acked_at.is_(None))
+        .values(acked_at=utcnow()).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def take_back_unacknowledged(session, timeout_seconds: float, lease_seconds: float) -> Outcome:
+    """Offers nobody acknowledged within the timeout (a frozen tab, a socket not
+    yet known dead) go back to the queue, keeping their place, and on to the
+    next free reviewer. The silent reviewer is paused, like a missed call, and
+    told why. Outcome.value is the list of task ids taken back."""
+    def work(session):
+        cutoff = ago(timeout_seconds)
+        silent = session.execute(
+            sa.select(Task.id, Task.holder_id)
+            .where(Task.status == ASSIGNED, Task.acked_at.is_(None),
+                   Task.assigned_at <= cutoff)).all()
+        taken, notices = [], []
+        for task_id, holder_id in silent:
+            reviewer = _lock_reviewer(session, holder_id, skip_locked=True)
+            if reviewer is None:
+                continue
+            task = _lock_task(session, task_id)
+            if task.status != ASSIGNED or task.holder_id != holder_id \
+                    or task.acked_at is not None or task.assigned_at > cutoff:
+                continue
+            _return_to_queue(session, task, "unacknowledged")
+            reviewer.available = False
+            reviewer.idle_since = utcnow()
+            taken.append(task_id)
+            notices += [Revoked(holder_id, task_id, "unacknowledged"),
+                        Idle(holder_id, "paused")]
+        return Outcome(taken, notices)
+
+    outcome = run_write(session, work)
+    if outcome.value:
         outcome.extend(dispatch_pending(session, lease_seconds))
     return outcome

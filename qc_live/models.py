@@ -82,6 +82,9 @@ class Task(db.Model):
                                                   nullable=True)
     created_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
     assigned_at: Mapped[object] = mapped_column(Timestamp, nullable=True)
+    # When a socket of the holder (or a REST answer) confirmed it has the task;
+    # an offer left unacknowledged for QC_ACK_TIMEOUT is taken back.
+    acked_at: Mapped[object] = mapped_column(Timestamp, nullable=True)
     completed_at: Mapped[object] = mapped_column(Timestamp, nullable=True)
     deadline: Mapped[object] = mapped_column(Timestamp, nullable=True)
     outcome: Mapped[str | None] = mapped_column(sa.String(8), nullable=True)

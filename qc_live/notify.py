@@ -5,13 +5,22 @@ room ``reviewer:<id>``; emitting to the room reaches all of them, through the
 message queue when several processes run.
 """
 import logging
+from functools import partial
 
+from . import dispatch
 from .board import broadcaster
+from .database import run_write
 from .dispatch import Assigned, Idle, Outcome, Revoked
-from .extensions import socketio
+from .extensions import db, socketio
 from .presence import REVIEWER_NAMESPACE, sockets_of
 
 log = logging.getLogger(__name__)
+_app = None
+
+
+def init_app(app) -> None:
+    global _app
+    _app = app
 
 
 def reviewer_room(reviewer_id: int) -> str:
@@ -31,14 +40,39 @@ def push(outcome: Outcome | list, sid: str | None = None) -> None:
         restates = isinstance(notice, Idle) or getattr(notice, "resent", False)
         room = sid if sid and restates else reviewer_room(notice.reviewer_id)
         if isinstance(notice, Assigned):
-            socketio.emit("task-assigned", {"task": notice.task}, to=room,
-                          namespace=REVIEWER_NAMESPACE)
+            _offer(notice, sid if sid and restates else None)
         elif isinstance(notice, Idle):
             socketio.emit("idle", {"reason": notice.reason}, to=room,
                           namespace=REVIEWER_NAMESPACE)
         elif isinstance(notice, Revoked):
             socketio.emit("task-revoked", {"task_id": notice.task_id, "reason": notice.reason},
                           to=room, namespace=REVIEWER_NAMESPACE)
+
+
+def _offer(notice: Assigned, only_sid: str | None) -> None:
+    """`task-assigned` to each socket of the reviewer (or to one), each asking
+    for the Socket.IO ack; the first ack marks the task acknowledged."""
+    if only_sid:
+        sids = [only_sid]
+    else:
+        sids = [s for s, ns in sockets_of(db.session, notice.reviewer_id)
+                if ns == REVIEWER_NAMESPACE]
+        db.session.rollback()  # end the read: nothing may stay open across emits
+    on_ack = partial(_acknowledged, notice.reviewer_id, notice.task["id"])
+    for target in sids:
+        socketio.emit("task-assigned", {"task": notice.task}, to=target,
+                      namespace=REVIEWER_NAMESPACE, callback=on_ack)
+
+
+def _acknowledged(reviewer_id: int, task_id: int, *_payload) -> None:
+    with _app.app_context():
+        try:
+            run_write(db.session, dispatch.acknowledge, reviewer_id, task_id)
+        except Exception:
+            # Not fatal: at worst the offer times out and is handed on.
+            log.exception("could not record the ack of task %s", task_id)
+        finally:
+            db.session.remove()
 
 
 def push_later(outcome: Outcome | list, sid: str | None = None) -> None:
@@ -49,10 +83,13 @@ def push_later(outcome: Outcome | list, sid: str | None = None) -> None:
 
 
 def _push_safely(outcome, sid) -> None:
-    try:
-        push(outcome, sid)
-    except Exception:
-        log.exception("push failed")
+    with _app.app_context():
+        try:
+            push(outcome, sid)
+        except Exception:
+            log.exception("push failed")
+        finally:
+            db.session.remove()
 
 
 def disconnect_user(session, user_id: int) -> None:

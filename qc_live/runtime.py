@@ -87,6 +87,11 @@ class Runtime:
         if expired.value:
             log.info("expired task(s) past their deadline: %s", expired.value)
             push(expired)
+        silent = dispatch.take_back_unacknowledged(session, cfg.ack_timeout_seconds,
+                                                   cfg.lease_seconds)
+        if silent.value:
+            log.info("took back unacknowledged task(s) %s", silent.value)
+            push(silent)
         outcome = dispatch.requeue_abandoned(session, cfg.grace_seconds, cfg.lease_seconds)
         if outcome.value:
             log.info("requeued abandoned task(s) %s", outcome.value)

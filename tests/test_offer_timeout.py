@@ -1,0 +1,77 @@
+"""An offer nobody acknowledges is taken back and handed on (QC_ACK_TIMEOUT)."""
+import threading
+import time
+
+import socketio
+
+from live import Reviewer, wait_until
+
+
+def test_a_frozen_tab_loses_its_offer_to_the_next_reviewer_and_is_paused(start_server):
+    server = start_server(QC_ACK_TIMEOUT="1.5")
+    frozen_user, ready_user = server.reviewer("frozen"), server.reviewer("ready")
+    thaw = threading.Event()
+    seen = []
+
+    # A tab whose script hangs on the first task: the client's event loop is
+    # blocked, so no Socket.IO ack ever goes back.
+    frozen = socketio.Client(reconnection=False)
+
+    @frozen.on("task-assigned", namespace="/reviewer")
+    def hang(data):
+        seen.append(("task-assigned", data))
+        thaw.wait(30)
+        return {"ok": True}
+
+    for kind in ("task-revoked", "idle"):
+        frozen.on(kind, lambda data, kind=kind: seen.append((kind, data)),
+                  namespace="/reviewer")
+    frozen.connect(server.url, namespaces=["/reviewer"], auth={"token": frozen_user["token"]},
+                   wait_timeout=10)
+    try:
+        wait_until(lambda: seen == [("idle", {"reason": "queue-empty"})], what="idle")
+        seen.clear()
+        [task] = server.add_tasks({"name": "hot potato"})
+        wait_until(lambda: seen, what="the offer to the frozen tab")
+        assert seen[0][1]["task"]["id"] == task["id"]
+
+        ready = Reviewer(server, ready_user["token"]).connect()
+        got = ready.task(timeout=10)  # once the offer times out it moves on
+        assert got["id"] == task["id"] and got["assignee_id"] == ready_user["id"]
+        assert server.task(task["id"])["assignee_id"] == ready_user["id"]
+
+        thaw.set()  # the tab wakes up and learns why
+        wait_until(lambda: len(seen) >= 3, what="revoked and idle after thawing")
+        assert seen[1] == ("task-revoked", {"task_id": task["id"], "reason": "unacknowledged"})
+        assert seen[2] == ("idle", {"reason": "paused"})
+        users = server.request("GET", "/users", server.admin_token, expect=200).json()["users"]
+        assert next(u for u in users if u["id"] == frozen_user["id"])["available"] is False
+        ready.disconnect()
+    finally:
+        thaw.set()
+        frozen.disconnect()
+
+
+def test_an_acknowledged_offer_stays_however_long_the_task_takes(start_server, connect):
+    server = start_server(QC_ACK_TIMEOUT="1")
+    alice = server.reviewer("alice")
+    [task] = server.add_tasks({"name": "slow work"})
+    sock = connect(alice["token"], on=server)
+    assert sock.task()["id"] == task["id"]
+    assert sock.quiet(2.5) == []  # well past the timeout: acked, so nothing happens
+    assert server.task(task["id"])["assignee_id"] == alice["id"]
+    assert sock.complete(task["id"])["ok"] is True
+
+
+def test_a_task_handed_out_over_rest_counts_as_acknowledged(start_server):
+    server = start_server(QC_ACK_TIMEOUT="1", QC_GRACE_SECONDS="30")
+    alice = server.reviewer("alice")
+    server.add_tasks([{"name": "one"}, {"name": "two"}])
+    claimed = server.request("PUT", "/availability", alice["token"], expect=200,
+                             json={"availability": 1}).json()["task"]
+    nxt = server.request("POST", "/complete_task", alice["token"], expect=200,
+                         json={"task_id": claimed["id"]}).json()["next_task"]
+    time.sleep(2.5)  # past the ack timeout
+    assert server.task(nxt["id"])["assignee_id"] == alice["id"]
+    mine = server.request("GET", "/me/task", alice["token"], expect=200).json()["task"]
+    assert mine["id"] == nxt["id"]
