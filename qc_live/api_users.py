@@ -9,7 +9,7 @@ from .database import run_write
 from .errors import Conflict, Forbidden, Invalid
 from .extensions import db
 from .models import Role, Task, TaskStatus, User
-from .presence import live_socket_exists
+from .presence import logged_in
 from .validation import json_body, json_object, string
 
 bp = Blueprint("users", __name__)
@@ -38,12 +38,14 @@ def create_user(session, username: str, password: str, role: Role) -> User:
         raise Conflict(f"username {username!r} is taken", code="username_taken") from None
 
 
-def user_rows(session, lease_seconds: float, user_id: int | None = None) -> list[dict]:
+def user_rows(session, config, user_id: int | None = None) -> list[dict]:
+    """GET /users rows. `online` means what it means on the board: a socket now,
+    or the grace period after the last one dropped (a reload is not a logout)."""
     held = sa.select(Task.id).where(Task.holder_id == User.id).limit(1).scalar_subquery()
     done = (sa.select(sa.func.count(Task.id))
             .where(Task.assignee_id == User.id, Task.status == TaskStatus.COMPLETED.value)
             .scalar_subquery())
-    query = sa.select(User, held, done, live_socket_exists(User.id, lease_seconds)) \
+    query = sa.select(User, held, done, logged_in(config.lease_seconds, config.grace_seconds)) \
         .order_by(User.id)
     if user_id is not None:
         query = query.where(User.id == user_id)
@@ -71,11 +73,11 @@ def post_user():
         raise Forbidden(f"a {current_user.role} cannot create a {role.value}")
     user = create_user(db.session, username, password, role)
     cfg = current_app.extensions["qc_config"]
-    return jsonify(user_rows(db.session, cfg.lease_seconds, user.id)[0]), 201
+    return jsonify(user_rows(db.session, cfg, user.id)[0]), 201
 
 
 @bp.get("/users")
 @role_required(Role.SUPERVISOR)
 def list_users():
     cfg = current_app.extensions["qc_config"]
-    return jsonify({"users": user_rows(db.session, cfg.lease_seconds)})
+    return jsonify({"users": user_rows(db.session, cfg)})

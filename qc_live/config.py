@@ -101,6 +101,11 @@ def from_env(environ=None) -> Config:
     if lease <= heartbeat:
         raise ConfigError(f"QC_LEASE_SECONDS ({lease}) must be longer than "
                           f"QC_HEARTBEAT_SECONDS ({heartbeat}), or live processes expire")
+    access_minutes = int(_number(env, "QC_ACCESS_TOKEN_MINUTES", 15, int))
+    refresh_days = int(_number(env, "QC_REFRESH_TOKEN_DAYS", 7, int))
+    if access_minutes < 1 or refresh_days < 1:
+        # Flask-JWT-Extended reads a zero lifetime as "never expires".
+        raise ConfigError("QC_ACCESS_TOKEN_MINUTES and QC_REFRESH_TOKEN_DAYS must be at least 1")
     origins = tuple(o.strip() for o in env.get("QC_CORS_ORIGINS", "").split(",") if o.strip())
     return Config(
         host=env.get("HOST", "127.0.0.1"),
@@ -118,8 +123,8 @@ def from_env(environ=None) -> Config:
         heartbeat_seconds=heartbeat,
         lease_seconds=lease,
         sweep_seconds=_number(env, "QC_SWEEP_SECONDS", 1.0),
-        access_token_minutes=int(_number(env, "QC_ACCESS_TOKEN_MINUTES", 15, int)),
-        refresh_token_days=int(_number(env, "QC_REFRESH_TOKEN_DAYS", 7, int)),
+        access_token_minutes=access_minutes,
+        refresh_token_days=refresh_days,
         cors_origins=origins,
         log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
     )

@@ -86,7 +86,11 @@ def register(app) -> None:
     def _http_error(error: HTTPException):
         code = _HTTP_CODES.get(error.code, "http_error")
         body = {"error": {"code": code, "message": error.description or error.name}}
-        return jsonify(body), error.code
+        # Keep what the exception says besides its HTML body: a 405 must name
+        # the allowed methods (Allow), a 429/503 may carry Retry-After.
+        headers = [(name, value) for name, value in error.get_headers()
+                   if name.lower() != "content-type"]
+        return jsonify(body), error.code, headers
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

@@ -19,6 +19,21 @@ Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"
 Json = sa.JSON()
 
 
+class ExactString(sa.types.TypeDecorator):
+    """A string compared exactly, as SQLite does: MariaDB's default collation
+    would make 'Case-1', 'case-1' and 'case-1 ' one key. Binary collations
+    still pad spaces unless NO PAD, whose name differs between MariaDB and MySQL."""
+    impl = sa.String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            collation = "utf8mb4_nopad_bin" if dialect.is_mariadb else "utf8mb4_0900_bin"
+            return dialect.type_descriptor(
+                mysql.VARCHAR(self.impl.length, charset="utf8mb4", collation=collation))
+        return dialect.type_descriptor(self.impl)
+
+
 class Role(str, enum.Enum):
     REVIEWER = "reviewer"
     SUPERVISOR = "supervisor"
@@ -45,7 +60,7 @@ class User(db.Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    username: Mapped[str] = mapped_column(ExactString(80), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     role: Mapped[str] = mapped_column(sa.String(16), default=Role.REVIEWER.value)
     active: Mapped[bool] = mapped_column(default=True)
@@ -69,7 +84,8 @@ class Task(db.Model):
     __tablename__ = "tasks"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    external_id: Mapped[str | None] = mapped_column(sa.String(191), unique=True, nullable=True)
+    external_id: Mapped[str | None] = mapped_column(ExactString(191), unique=True,
+                                                    nullable=True)
     name: Mapped[str] = mapped_column(sa.String(255))
     payload: Mapped[object] = mapped_column(Json, default=dict)
     priority: Mapped[int] = mapped_column(default=0)

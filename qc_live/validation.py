@@ -116,9 +116,16 @@ def task_spec(data, max_payload_bytes: int) -> TaskSpec:
         payload = {}
     elif not isinstance(payload, dict):
         raise BadRequest("'payload' must be a JSON object", code="wrong_type")
-    elif len(json.dumps(payload, separators=(",", ":"))) > max_payload_bytes:
-        raise Invalid(f"'payload' is larger than {max_payload_bytes} bytes",
-                      code="payload_too_large")
+    else:
+        try:
+            size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+                       .encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate: MariaDB's JSON check refuses it
+            raise BadRequest("'payload' contains text that is not valid Unicode",
+                             code="invalid_text") from None
+        if size > max_payload_bytes:
+            raise Invalid(f"'payload' is larger than {max_payload_bytes} bytes",
+                          code="payload_too_large")
     priority = integer(data, "priority", required=False, low=PRIORITY_RANGE[0],
                        high=PRIORITY_RANGE[1])
     deadline = data.get("deadline")

@@ -1,0 +1,172 @@
+"""POST /users and GET /users: who may create whom, and what the list shows."""
+from api_support import USER_FIELDS, assert_error, count, execute
+from live import PASSWORD, Reviewer, wait_until
+
+
+def _users(server, token=None) -> dict:
+    body = server.request("GET", "/users", token or server.admin_token, expect=200).json()
+    assert set(body) == {"users"}
+    return {user["username"]: user for user in body["users"]}
+
+
+def _create(server, token, username, role, password=PASSWORD):
+    return server.request("POST", "/users", token, json={"username": username,
+                                                         "password": password, "role": role})
+
+
+def test_admin_creates_reviewers_supervisors_and_admins_who_can_log_in(server):
+    for role in ("reviewer", "supervisor", "admin"):
+        response = _create(server, server.admin_token, f"new-{role}", role)
+        assert response.status_code == 201, response.text
+        user = response.json()
+        assert set(user) == USER_FIELDS
+        assert (user["username"], user["role"], user["active"]) == (f"new-{role}", role, True)
+        assert isinstance(user["id"], int)
+        login = server.login(f"new-{role}")
+        assert login["user"] == {"id": user["id"], "username": f"new-{role}", "role": role}
+    # The new admin can create a supervisor; the new supervisor can list users.
+    admin = server.login("new-admin")["access_token"]
+    assert _create(server, admin, "sup-by-admin", "supervisor").status_code == 201
+    supervisor = server.login("new-supervisor")["access_token"]
+    assert set(_users(server, supervisor)) >= {"new-reviewer", "new-supervisor", "new-admin",
+                                               "sup-by-admin"}
+
+
+def test_supervisor_creates_reviewers_only(server):
+    server.create_user("sue", role="supervisor")
+    sue = server.login("sue")["access_token"]
+    created = _create(server, sue, "carol", "reviewer")
+    assert created.status_code == 201, created.text
+    assert created.json()["role"] == "reviewer"
+    before = count(server.database, "users")
+    assert_error(_create(server, sue, "sup2", "supervisor"), 403)
+    assert_error(_create(server, sue, "adm2", "admin"), 403)
+    assert count(server.database, "users") == before
+    assert {"sup2", "adm2"}.isdisjoint(_users(server))
+
+
+def test_reviewer_can_neither_create_nor_list_users(server):
+    alice = server.reviewer("alice")
+    before = count(server.database, "users")
+    for role in ("reviewer", "supervisor", "admin"):
+        assert_error(_create(server, alice["token"], f"by-alice-{role}", role), 403)
+    assert_error(server.request("GET", "/users", alice["token"]), 403)
+    assert count(server.database, "users") == before
+
+
+def test_duplicate_username_is_409_and_creates_nothing(server):
+    server.create_user("alice")
+    before = count(server.database, "users")
+    assert_error(_create(server, server.admin_token, "alice", "reviewer"), 409)
+    assert_error(_create(server, server.admin_token, "alice", "supervisor"), 409)
+    # Surrounding blanks are trimmed, so this is the same name too.
+    assert_error(_create(server, server.admin_token, " alice ", "reviewer"), 409)
+    assert count(server.database, "users") == before
+    # The first alice's password still works.
+    server.login("alice")
+
+
+def test_bad_user_fields_are_refused_and_create_nothing(server):
+    admin = server.admin_token
+    before = count(server.database, "users")
+    cases = [
+        # (body, status)
+        ({"username": "u1", "password": "short12", "role": "reviewer"}, 422),  # 7 chars
+        ({"username": "u2", "password": "", "role": "reviewer"}, 422),
+        ({"username": "u3", "password": PASSWORD, "role": "boss"}, 422),
+        ({"username": "u4", "password": PASSWORD, "role": "Reviewer"}, 422),
+        ({"username": "", "password": PASSWORD, "role": "reviewer"}, 422),
+        ({"username": "   ", "password": PASSWORD, "role": "reviewer"}, 422),
+        ({"username": "u" * 81, "password": PASSWORD, "role": "reviewer"}, 422),
+        ({"username": "u5", "password": PASSWORD, "role": 1}, 400),
+        ({"username": 5, "password": PASSWORD, "role": "reviewer"}, 400),
+        ({"username": "u6", "password": 12345678, "role": "reviewer"}, 400),
+        ({"password": PASSWORD, "role": "reviewer"}, 400),
+        ({"username": "u7", "role": "reviewer"}, 400),
+        ({"username": "u8", "password": PASSWORD, "role": "reviewer", "admin": True}, 400),
+        (["u9", PASSWORD, "reviewer"], 400),
+    ]
+    for body, status in cases:
+        response = server.request("POST", "/users", admin, json=body)
+        assert response.status_code == status, (body, response.text)
+        assert_error(response, status)
+    assert count(server.database, "users") == before
+    # Exactly the minimum length is enough.
+    assert _create(server, admin, "u10", "reviewer", password="12345678").status_code == 201
+
+
+def test_users_list_has_exactly_the_contract_fields(server):
+    server.create_user("alice")
+    server.create_user("sue", role="supervisor")
+    users = _users(server)
+    assert set(users) == {"admin", "alice", "sue"}
+    for user in users.values():
+        assert set(user) == USER_FIELDS, user
+        assert isinstance(user["id"], int)
+        assert isinstance(user["active"], bool) and isinstance(user["online"], bool)
+        assert isinstance(user["available"], bool)
+        assert isinstance(user["completed_count"], int)
+    assert users["alice"] == {"id": users["alice"]["id"], "username": "alice",
+                              "role": "reviewer", "active": True, "online": False,
+                              "available": True, "task_id": None, "completed_count": 0}
+    assert users["sue"]["role"] == "supervisor" and users["admin"]["role"] == "admin"
+    execute(server.database, "UPDATE users SET active = %s WHERE username = %s", False, "sue")
+    assert _users(server)["sue"]["active"] is False
+    users["sue"]["active"] = False
+    # A supervisor sees the same list.
+    server.create_user("sam", role="supervisor")
+    users["sam"] = _users(server)["sam"]
+    assert _users(server, server.login("sam")["access_token"]) == users
+
+
+def test_users_list_follows_sockets_tasks_completions_and_pauses(server, connect):
+    alice = server.reviewer("alice")
+    server.reviewer("bob")
+    sock = connect(alice["token"])
+    sock.next("idle")
+    wait_until(lambda: _users(server)["alice"]["online"], timeout=5, what="alice online")
+    assert _users(server)["alice"]["task_id"] is None
+
+    first, second = server.add_tasks([{"name": "first", "priority": 1}, {"name": "second"}])
+    assert sock.task()["id"] == first["id"]
+    alice_row = _users(server)["alice"]
+    assert (alice_row["task_id"], alice_row["completed_count"]) == (first["id"], 0)
+
+    assert sock.complete(first["id"])["ok"] is True
+    assert sock.task()["id"] == second["id"]
+    alice_row = _users(server)["alice"]
+    assert (alice_row["task_id"], alice_row["completed_count"]) == (second["id"], 1)
+
+    assert sock.call("set-availability", {"available": False})["ok"] is True
+    assert sock.complete(second["id"])["ok"] is True
+    alice_row = _users(server)["alice"]
+    assert (alice_row["available"], alice_row["task_id"], alice_row["completed_count"]) \
+        == (False, None, 2)
+
+    sock.disconnect()
+    # Online through the grace period (QC_GRACE_SECONDS=2 here), then not.
+    wait_until(lambda: not _users(server)["alice"]["online"], timeout=6,
+               what="alice offline after disconnect")
+    bob_row = _users(server)["bob"]
+    assert (bob_row["online"], bob_row["task_id"], bob_row["completed_count"]) == (False, None, 0)
+
+
+def test_users_list_keeps_a_reviewer_online_through_the_grace_period(start_server):
+    # As on the board: a reload is not a logout. Long grace, so only the
+    # disconnect itself can change what the list says.
+    server = start_server(QC_GRACE_SECONDS="60")
+    alice = server.reviewer("alice")
+    sock = Reviewer(server, alice["token"]).connect()
+    try:
+        task = server.add_tasks({"name": "t"})[0]
+        assert sock.task()["id"] == task["id"]
+        sock.disconnect()
+        wait_until(lambda: count(server.database, "connections") == 0, timeout=5,
+                   what="the disconnect recorded")
+        row = _users(server)["alice"]
+        assert (row["online"], row["task_id"]) == (True, task["id"])
+        sock = Reviewer(server, alice["token"]).connect()
+        assert sock.task()["id"] == task["id"]
+        assert _users(server)["alice"]["online"] is True
+    finally:
+        sock.disconnect()
