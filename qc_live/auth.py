@@ -14,8 +14,7 @@ from flask_jwt_extended import (create_access_token, create_refresh_token, curre
                                 decode_token, jwt_required)
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import notify
-from .database import run_write
+from . import dispatch, notify
 from .errors import Forbidden, Unauthorized
 from .extensions import db, jwt
 from .models import Role, User
@@ -161,17 +160,19 @@ def refresh():
 @jwt_required()
 def logout():
     user_id = current_user.id
-    revoke_sessions(db.session, user_id)
+    revoke_sessions(db.session, user_id, user_id)
     return jsonify({"message": "logged out; all tokens of this user are revoked"})
 
 
-def revoke_sessions(session, user_id: int) -> None:
-    """Kill every token of the user and disconnect every socket of theirs."""
-    def bump(session):
-        session.execute(sa.update(User).where(User.id == user_id)
-                        .values(token_version=User.token_version + 1))
-    run_write(session, bump)
-    notify.disconnect_user(session, user_id)
+def revoke_sessions(session, user_id: int, actor_id: int | None = None,
+                    deactivate: bool = False):
+    """Log the user out everywhere: every token dies, a held task returns to
+    the queue at once, every socket of theirs is disconnected."""
+    lease = current_app.extensions["qc_config"].lease_seconds
+    outcome = dispatch.sign_out(session, user_id, actor_id, lease, deactivate=deactivate)
+    notify.push(outcome)
+    notify.disconnect(outcome.value["sockets"])
+    return outcome
 
 
 def bootstrap_admin(session, config) -> None:

@@ -28,7 +28,7 @@ from .clock import ago, utcnow
 from .database import run_write
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .models import FINAL_STATUSES, Role, Task, TaskEvent, TaskStatus, User
-from .presence import live_socket_exists
+from .presence import forget_sockets, live_socket_exists
 
 PENDING = TaskStatus.PENDING.value
 ASSIGNED = TaskStatus.ASSIGNED.value
@@ -543,3 +543,69 @@ def take_back_unacknowledged(session, timeout_seconds: float, lease_seconds: flo
     if outcome.value:
         outcome.extend(dispatch_pending(session, lease_seconds))
     return outcome
+
+
+EDITABLE = ("name", "payload", "priority", "deadline")
+
+
+def update_task(session, task_id: int, changes: dict, actor_id: int | None,
+                lease_seconds: float) -> Outcome:
+    """Rename, re-prioritise, change the payload or deadline of a live task, or
+    cancel it (``{"status": "cancelled"}``). A holder sees the new version at
+    once (`task-assigned` again, same id). Finished tasks are 409."""
+    if changes.get("status") == TaskStatus.CANCELLED.value:
+        return cancel(session, task_id, actor_id, lease_seconds)  # nothing else to edit then
+
+    def work(session):
+        task = _get_task(session, task_id)
+        holder_id = task.holder_id
+        if holder_id is not None:
+            _lock_reviewer(session, holder_id)
+        task = _lock_task(session, task_id)
+        if task.status in FINAL_STATUSES:
+            raise Conflict(f"task {task_id} is {task.status} and can no longer change",
+                           code="task_final")
+        if task.holder_id != holder_id:
+            raise Conflict(f"task {task_id} changed hands meanwhile; try again",
+                           code="task_changed")
+        changed = {k: v for k, v in changes.items()
+                   if k in EDITABLE and getattr(task, k) != v}
+        for key, value in changed.items():
+            setattr(task, key, value)
+        if changed:
+            _record(session, task, "updated", reviewer_id=holder_id, actor_id=actor_id,
+                    detail={"fields": sorted(changed)})
+        session.flush()
+        notices = [Assigned(holder_id, task.to_dict(), resent=True)] \
+            if changed and holder_id is not None else []
+        return Outcome(task.to_dict(), notices)
+    return run_write(session, work)
+
+
+def sign_out(session, user_id: int, actor_id: int | None, lease_seconds: float,
+             deactivate: bool = False) -> Outcome:
+    """Log a user out everywhere (logout, a supervisor forcing a reviewer
+    offline, or deactivation): every token dies, the user's sockets stop
+    counting as presence, and a held task goes back to the queue at once,
+    keeping its place (no grace: this was on purpose).
+    Outcome.value: {"task": the returned task or None, "sockets": [(sid,
+    namespace)]} — the caller disconnects those after the commit."""
+    def work(session):
+        user = _lock_reviewer(session, user_id)
+        if user is None:
+            raise NotFound(f"user {user_id} does not exist", code="user_not_found")
+        user.token_version += 1
+        if deactivate:
+            user.active = False
+        sockets = forget_sockets(session, user_id)
+        held = _held_task(session, user_id)
+        notices = []
+        if held is not None:
+            held = _lock_task(session, held.id)
+            _return_to_queue(session, held, "signed_out", actor_id=actor_id)
+            notices.append(Revoked(user_id, held.id, "released"))
+        user.offline_since = utcnow()
+        session.flush()
+        return Outcome({"task": held.to_dict() if held else None, "sockets": sockets},
+                       notices)
+    return run_write(session, work).extend(dispatch_pending(session, lease_seconds))

@@ -92,7 +92,7 @@ def _push_safely(outcome, sid) -> None:
             db.session.remove()
 
 
-def disconnect_user(session, user_id: int) -> None:
-    """Disconnect every socket of the user, on whichever process holds it."""
-    for sid, namespace in sockets_of(session, user_id):
+def disconnect(sockets: list[tuple[str, str]]) -> None:
+    """Disconnect these (sid, namespace) sockets, on whichever process holds them."""
+    for sid, namespace in sockets:
         socketio.server.disconnect(sid, namespace=namespace)

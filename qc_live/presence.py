@@ -89,8 +89,16 @@ def remove_connection(session, sid: str, lease_seconds: float) -> int | None:
 
 def sockets_of(session, user_id: int) -> list[tuple[str, str]]:
     """(sid, namespace) of every recorded socket of the user, on any process."""
-    return list(session.execute(sa.select(Connection.sid, Connection.namespace)
-                                .where(Connection.user_id == user_id)))
+    return [tuple(row) for row in session.execute(
+        sa.select(Connection.sid, Connection.namespace).where(Connection.user_id == user_id))]
+
+
+def forget_sockets(session, user_id: int) -> list[tuple[str, str]]:
+    """Stop counting the user's sockets as presence (they are about to be
+    disconnected). Returns their (sid, namespace)."""
+    sockets = sockets_of(session, user_id)
+    session.execute(sa.delete(Connection).where(Connection.user_id == user_id))
+    return sockets
 
 
 def reap_dead_processes(session, lease_seconds: float) -> list[str]:

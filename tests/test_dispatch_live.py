@@ -149,3 +149,16 @@ def test_rest_completion_pushes_the_next_task_to_the_sockets(server, connect):
                           json={"task_id": held["id"], "outcome": "pass"}).json()
     assert body["task"]["status"] == "completed"
     assert sock.task()["id"] == body["next_task"]["id"]
+
+
+def test_logout_hands_the_task_on_at_once_without_waiting_for_grace(start_server, connect):
+    server = start_server(QC_GRACE_SECONDS="60")
+    alice, bob = server.reviewer("alice"), server.reviewer("bob")
+    [task] = server.add_tasks({"name": "t"})
+    a = connect(alice["token"], on=server)
+    assert a.task()["id"] == task["id"]
+    b = connect(bob["token"], on=server)
+    b.next("idle")
+    server.request("POST", "/logout", alice["token"], expect=200)
+    assert a.next("task-revoked") == {"task_id": task["id"], "reason": "released"}
+    assert b.task(timeout=5)["id"] == task["id"]  # not 60 s later

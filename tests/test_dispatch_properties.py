@@ -150,6 +150,12 @@ def machine_for(app):
             db.session.commit()
             dispatch.take_back_unacknowledged(db.session, 30, LEASE)
 
+        @rule(who=st.integers(0, REVIEWERS - 1))
+        def signs_out(self, who):
+            rid = self.reviewers[who]
+            dispatch.sign_out(db.session, rid, None, LEASE)
+            self.sockets = {sid: r for sid, r in self.sockets.items() if r != rid}
+
         @rule()
         def process_crashes_and_restarts(self):
             db.session.execute(sa.update(ServerProcess).where(ServerProcess.id == self.process)
