@@ -27,7 +27,8 @@ _DUMMY_HASH = generate_password_hash("not a real password")
 
 
 def hash_password(password: str) -> str:
-    return generate_password_hash(password)
+    method = current_app.extensions["qc_config"].password_hash_method
+    return generate_password_hash(password, method=method)
 
 
 def find_user(session, username: str) -> User | None:

@@ -37,6 +37,8 @@ class Config:
     lease_seconds: float = 15.0
     # How often each process looks for abandoned tasks and undispatched work.
     sweep_seconds: float = 1.0
+    # werkzeug's method string: "scrypt" (default) or e.g. "pbkdf2:sha256:600000".
+    password_hash_method: str = "scrypt"
     access_token_minutes: int = 15
     refresh_token_days: int = 7
     cors_origins: tuple[str, ...] = ()
@@ -106,6 +108,13 @@ def from_env(environ=None) -> Config:
     if access_minutes < 1 or refresh_days < 1:
         # Flask-JWT-Extended reads a zero lifetime as "never expires".
         raise ConfigError("QC_ACCESS_TOKEN_MINUTES and QC_REFRESH_TOKEN_DAYS must be at least 1")
+    hash_method = env.get("QC_PASSWORD_HASH_METHOD") or "scrypt"
+    try:
+        from werkzeug.security import generate_password_hash
+        generate_password_hash("probe", method=hash_method)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"QC_PASSWORD_HASH_METHOD {hash_method!r} is not usable: {exc}") \
+            from None
     origins = tuple(o.strip() for o in env.get("QC_CORS_ORIGINS", "").split(",") if o.strip())
     return Config(
         host=env.get("HOST", "127.0.0.1"),
@@ -123,6 +132,7 @@ def from_env(environ=None) -> Config:
         heartbeat_seconds=heartbeat,
         lease_seconds=lease,
         sweep_seconds=_number(env, "QC_SWEEP_SECONDS", 1.0),
+        password_hash_method=hash_method,
         access_token_minutes=access_minutes,
         refresh_token_days=refresh_days,
         cors_origins=origins,

@@ -85,6 +85,8 @@ class Server:
             "QC_INSTANCE_PATH": str(tmp_path / "instance"),
             "QC_GRACE_SECONDS": "2", "QC_SWEEP_SECONDS": "0.2",
             "QC_HEARTBEAT_SECONDS": "1", "QC_LEASE_SECONDS": "3",
+            # Cheap hashing keeps the suite fast; test_startup checks the default.
+            "QC_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
             "PYTHONUNBUFFERED": "1",
             **{k: str(v) for k, v in env.items()},
         }

@@ -83,3 +83,12 @@ def test_other_async_modes_are_one_setting_away(start_server, mode):
         assert sock.task()["name"] == "two"
     finally:
         sock.disconnect()
+
+
+def test_passwords_are_stored_with_scrypt_by_default(start_server):
+    server = start_server(QC_PASSWORD_HASH_METHOD="")
+    server.create_user("dana")
+    [(stored,)] = server.database.query("SELECT password_hash FROM users WHERE username = %s",
+                                        "dana")
+    assert stored.startswith("scrypt:") and "reviewer-pass-1" not in stored
+    assert server.login("dana")["user"]["username"] == "dana"
