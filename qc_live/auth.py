@@ -9,13 +9,13 @@ from functools import wraps
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from flask_jwt_extended import (create_access_token, create_refresh_token, current_user,
                                 decode_token, jwt_required)
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import dispatch, notify
-from .errors import Forbidden, Unauthorized
+from . import dispatch, limits, notify
+from .errors import Forbidden, RateLimited, Unauthorized
 from .extensions import db, jwt
 from .models import Role, User
 from .validation import MAX_ID, json_body, json_object, string
@@ -143,9 +143,19 @@ def login():
     data = json_object(json_body(), {"username", "password"})
     username = string(data, "username", max_length=80)
     password = string(data, "password", max_length=1024, allow_empty=True)
+    address = request.remote_addr or "?"
+    # Checked before the password, the same way for known and unknown names.
+    wait = max(limits.login_by_user.blocked_for(username.lower()),
+               limits.login_by_address.blocked_for(address))
+    if wait:
+        raise RateLimited(f"too many failed logins; try again in {int(wait) + 1} s",
+                          code="too_many_attempts", retry_after=int(wait) + 1)
     user = verify_login(db.session, username, password)
     if user is None:
+        limits.login_by_user.fail(username.lower())
+        limits.login_by_address.fail(address)
         raise Unauthorized("wrong username or password", code="invalid_credentials")
+    limits.login_by_user.clear(username.lower())
     return jsonify(issue_tokens(user))
 
 

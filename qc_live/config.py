@@ -45,6 +45,8 @@ class Config:
     max_request_bytes: int = 16 * 1024 * 1024
     max_payload_bytes: int = 64 * 1024
     max_tasks_per_request: int = 100_000
+    # Tabs and devices of one user, per namespace, across all processes.
+    max_sockets_per_user: int = 10
     log_level: str = "INFO"
     extra: dict = field(default_factory=dict)
 
@@ -136,5 +138,6 @@ def from_env(environ=None) -> Config:
         access_token_minutes=access_minutes,
         refresh_token_days=refresh_days,
         cors_origins=origins,
+        max_sockets_per_user=int(_number(env, "QC_MAX_SOCKETS_PER_USER", 10, int)),
         log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
     )

@@ -39,6 +39,13 @@ def logged_in(lease_seconds: float, grace_seconds: float):
                           User.offline_since > ago(grace_seconds)))
 
 
+def live_socket_count(session, user_id: int, namespace: str, lease_seconds: float) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(Connection).join(
+        ServerProcess, ServerProcess.id == Connection.process_id).where(
+        Connection.user_id == user_id, Connection.namespace == namespace,
+        ServerProcess.heartbeat_at > ago(lease_seconds)))
+
+
 def register_process(session, process_id: str, host: str, pid: int) -> None:
     now = utcnow()
     session.add(ServerProcess(id=process_id, host=host[:255], pid=pid, started_at=now,

@@ -10,10 +10,10 @@ import logging
 from flask import current_app, request, session
 from flask_socketio import ConnectionRefusedError, join_room
 
-from . import board, dispatch, presence
+from . import board, dispatch, limits, presence
 from .auth import user_from_token
 from .database import is_unavailable, run_write
-from .errors import Forbidden, QCError, Unauthorized, Unavailable, as_ack
+from .errors import Forbidden, QCError, RateLimited, Unauthorized, Unavailable, as_ack
 from .extensions import db, socketio
 from .models import Role
 from .notify import push_later, reviewer_room
@@ -45,7 +45,8 @@ def refusing(connect_handler):
             return connect_handler(auth)
         except QCError as error:
             db.session.rollback()
-            code = "unavailable" if isinstance(error, Unavailable) else "unauthorized"
+            code = error.code if isinstance(error, (Unavailable, RateLimited)) \
+                else "unauthorized"
             raise _refuse(code, error.message) from None
         except Exception as exc:
             db.session.rollback()
@@ -66,14 +67,21 @@ def authenticate(auth, role: Role, exact: bool):
 def _remember_socket(namespace: str, user) -> None:
     cfg = _config()
     runtime = current_app.extensions["qc_runtime"]
+    if presence.live_socket_count(db.session, user.id, namespace, cfg.lease_seconds) \
+            >= cfg.max_sockets_per_user:
+        raise RateLimited(f"at most {cfg.max_sockets_per_user} connections per user; "
+                          "close a tab", code="too_many_connections")
     run_write(db.session, presence.add_connection, request.sid, namespace, user,
               runtime.process_id, cfg.lease_seconds, cfg.grace_seconds)
     runtime.local_sockets[request.sid] = (namespace, user.id)
 
 
 def guarded(handler):
-    """Turn refusals and database outages into the contract's ack shape."""
+    """Rate-limit the event, and turn refusals and database outages into the
+    contract's ack shape."""
     def wrapper(data=None):
+        if not limits.socket_events.allow(request.sid):
+            return as_ack(RateLimited("too many events; slow down", code="rate_limited"))
         try:
             return handler(data)
         except QCError as error:
@@ -109,6 +117,7 @@ def reviewer_connect(auth=None):
 
 def _forget_socket():
     current_app.extensions["qc_runtime"].local_sockets.pop(request.sid, None)
+    limits.socket_events.forget(request.sid)
     try:
         run_write(db.session, presence.remove_connection, request.sid, _config().lease_seconds)
     except Exception:
