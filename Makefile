@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The pages' JavaScript dependency (socket.io-client), pinned by package-lock.json.
+NODE_STAMP := node_modules/.installed
 
-.PHONY: run test test-sqlite test-mysql install install-dev clean
+.PHONY: run test test-sqlite test-mysql install install-dev node browser screenshots clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +22,19 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+# `npm ci` installs exactly the lock file, and starts by emptying node_modules:
+# the stamp inside it goes too, so a half-done install is redone next time.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+node: $(NODE_STAMP)
+
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+install: $(VENV)/.installed $(NODE_STAMP)
+install-dev: $(VENV)/.installed-dev $(NODE_STAMP) browser
 
 run: install
 	$(PY) run.py
@@ -36,5 +49,9 @@ test-sqlite: install-dev
 test-mysql: install-dev
 	QC_TEST_DB=mysql $(PY) -m pytest $(PYTEST_ARGS)
 
+# Refresh docs/screenshots/ from the browser tests (test-artifacts/ always has the latest).
+screenshots: install-dev
+	QC_DOCS_SCREENSHOTS=1 $(PY) -m pytest tests/test_pages_browser.py $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache node_modules test-artifacts

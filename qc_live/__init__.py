@@ -50,9 +50,9 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
     database.backoff_sleep = socketio.sleep
 
     from . import (api_board, api_health, api_reviewer, api_tasks, api_users, auth, cli,
-                   sockets)  # noqa: F401
+                   pages, sockets)  # noqa: F401
     for blueprint in (auth.bp, api_tasks.bp, api_reviewer.bp, api_users.bp, api_board.bp,
-                      api_health.bp, cli.bp):
+                      api_health.bp, cli.bp, pages.bp):
         app.register_blueprint(blueprint)
     errors.register(app)
 
