@@ -42,6 +42,7 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
         app,
         async_mode=config.async_mode,
         message_queue=config.message_queue,
+        channel=config.message_queue_channel,
         cors_allowed_origins=list(config.cors_origins) or None,
         max_http_buffer_size=1_000_000,
         logger=False,

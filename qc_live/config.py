@@ -28,6 +28,8 @@ class Config:
     # A task pushed but not acknowledged by any socket for this long is taken back.
     ack_timeout_seconds: float = 30.0
     message_queue: str | None = None
+    # Deployments sharing one Redis keep apart by channel.
+    message_queue_channel: str = "qc_live"
     async_mode: str = "eventlet"
     production: bool = False
     instance_path: str = str(DEFAULT_INSTANCE)
@@ -45,6 +47,9 @@ class Config:
     max_request_bytes: int = 16 * 1024 * 1024
     max_payload_bytes: int = 64 * 1024
     max_tasks_per_request: int = 100_000
+    # POST /tasks/import only: a 100,000-row CSV with payloads needs more than
+    # max_request_bytes, which every other route keeps.
+    max_import_bytes: int = 64 * 1024 * 1024
     # Tabs and devices of one user, per namespace, across all processes.
     max_sockets_per_user: int = 10
     log_level: str = "INFO"
@@ -128,6 +133,7 @@ def from_env(environ=None) -> Config:
         grace_seconds=_number(env, "QC_GRACE_SECONDS", 30.0),
         ack_timeout_seconds=_number(env, "QC_ACK_TIMEOUT", 30.0),
         message_queue=env.get("QC_MESSAGE_QUEUE") or None,
+        message_queue_channel=env.get("QC_MESSAGE_QUEUE_CHANNEL") or "qc_live",
         async_mode=env.get("QC_ASYNC_MODE", "eventlet"),
         production=production,
         instance_path=str(instance),

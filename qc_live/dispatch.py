@@ -440,7 +440,8 @@ def cancel(session, task_id: int, actor_id: int | None, lease_seconds: float) ->
 
 def requeue_abandoned(session, grace_seconds: float, lease_seconds: float) -> Outcome:
     """Tasks whose holder has had no live socket for the grace period go back
-    to the queue, keeping their place; the queue is then dispatched."""
+    to the queue, keeping their place (`task-revoked`, reason 'abandoned');
+    the queue is then dispatched. Outcome.value is the list of task ids."""
     def work(session):
         cutoff = ago(grace_seconds)
         candidates = session.execute(
@@ -458,13 +459,14 @@ def requeue_abandoned(session, grace_seconds: float, lease_seconds: float) -> Ou
             if task.status != ASSIGNED or task.holder_id != holder_id:
                 continue
             _return_to_queue(session, task, "requeued")
-            requeued.append(task_id)
+            requeued.append((holder_id, task_id))
         return requeued
 
     requeued = run_write(session, work)
-    outcome = dispatch_pending(session, lease_seconds)
-    outcome.value = requeued
-    return outcome
+    # Normally nobody hears this; a socket we wrongly took for gone does.
+    outcome = Outcome([t for _, t in requeued],
+                      [Revoked(holder, t, "abandoned") for holder, t in requeued])
+    return outcome.extend(dispatch_pending(session, lease_seconds))
 
 
 def expire_overdue(session, lease_seconds: float, batch: int = 500) -> Outcome:

@@ -82,12 +82,13 @@ def remove_connection(session, sid: str, lease_seconds: float) -> int | None:
 
     Returns the user id of the socket, or None if it was not recorded.
     """
-    conn = session.get(Connection, sid)
-    if conn is None:
+    row = session.execute(sa.select(Connection.user_id, Connection.namespace)
+                          .where(Connection.sid == sid)).first()
+    if row is None:
         return None
-    user_id, namespace = conn.user_id, conn.namespace
-    session.delete(conn)
-    session.flush()
+    user_id, namespace = row
+    # A plain DELETE: the row may be gone already (sign-out, reconcile).
+    session.execute(sa.delete(Connection).where(Connection.sid == sid))
     if namespace == REVIEWER_NAMESPACE and not is_online(session, user_id, lease_seconds):
         session.execute(sa.update(User).where(User.id == user_id, User.offline_since.is_(None))
                         .values(offline_since=utcnow()))

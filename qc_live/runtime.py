@@ -1,14 +1,15 @@
 """This server process: its identity, its lease, and its periodic sweep.
 
-Every `sweep_seconds` the process renews its lease (every `heartbeat_seconds`),
-forgets dead processes and their sockets, returns tasks whose holders' grace
-ran out, and dispatches anything pending. The sweep is safe to run in many
-processes at once: each step is a transaction with row locks.
+Every `heartbeat_seconds` the process renews its lease (in a loop of its own,
+so a slow sweep cannot make a live process look dead). Every `sweep_seconds`
+it forgets dead processes and their sockets, expires overdue tasks, takes
+back unacknowledged offers, returns tasks whose holders' grace ran out, and
+dispatches anything pending. The sweep is safe to run in many processes at
+once: each step is a transaction with row locks.
 """
 import logging
 import os
 import socket
-import time
 import uuid
 
 from . import dispatch, presence
@@ -29,57 +30,60 @@ class Runtime:
         # sid -> (namespace, user id) of the sockets connected to this process:
         # what to write back if our lease was lost (see sweep).
         self.local_sockets = {}
-        self._last_heartbeat = 0.0
         self._running = False
-        self._failures = 0
 
     def register(self) -> None:
         with self.app.app_context():
             run_write(db.session, presence.register_process, self.process_id,
                       socket.gethostname(), os.getpid())
-        self._last_heartbeat = time.monotonic()
 
     def start(self) -> None:
-        """Take a lease and start the sweep (run.py does this; the CLI and
+        """Take a lease, then keep it and sweep (run.py does this; the CLI and
         unit tests do not, so they never count as a server process)."""
         if not self._running:
             self.register()
             self._running = True
-            socketio.start_background_task(self._loop)
+            socketio.start_background_task(self._every, self.config.heartbeat_seconds,
+                                           self.heartbeat, "heartbeat")
+            socketio.start_background_task(self._every, self.config.sweep_seconds,
+                                           self.sweep, "sweep")
             broadcaster.start()
 
-    def _loop(self) -> None:
+    def _every(self, seconds: float, job, name: str) -> None:
+        """Run `job` every `seconds`, each in its own app context; the lease has
+        a loop of its own so that slow sweeps never delay it."""
+        failures = 0
         while self._running:
-            socketio.sleep(self.config.sweep_seconds)
+            socketio.sleep(seconds)
             with self.app.app_context():
                 try:
-                    self.sweep()
-                    if self._failures:
-                        log.warning("sweep works again after %d failure(s)", self._failures)
-                    self._failures = 0
+                    job()
+                    if failures:
+                        log.warning("%s works again after %d failure(s)", name, failures)
+                    failures = 0
                 except Exception as exc:
                     db.session.rollback()
-                    self._failures += 1
-                    if self._failures == 1:
-                        log.exception("sweep failed; retrying every %ss",
-                                      self.config.sweep_seconds)
-                    elif is_unavailable(exc) or self._failures % 60:
-                        pass  # one line per outage is enough
-                    else:
-                        log.error("sweep still failing (%d times): %s", self._failures, exc)
+                    failures += 1
+                    if failures == 1:
+                        log.exception("%s failed; retrying every %ss", name, seconds)
+                    elif not is_unavailable(exc) and failures % 60 == 0:
+                        log.error("%s still failing (%d times): %s", name, failures, exc)
                 finally:
                     db.session.remove()
 
+    def heartbeat(self) -> None:
+        """Renew the lease. If another process already took us for dead and
+        forgot our sockets, register again with every socket we still hold."""
+        session = db.session
+        if not run_write(session, presence.renew_lease, self.process_id):
+            log.warning("this process's lease had expired (another process forgot its "
+                        "sockets); registering again with %d socket(s)",
+                        len(self.local_sockets))
+            run_write(session, self._register_again)
+        self.reconcile()
+
     def sweep(self) -> None:
         cfg, session = self.config, db.session
-        if time.monotonic() - self._last_heartbeat >= cfg.heartbeat_seconds:
-            if not run_write(session, presence.renew_lease, self.process_id):
-                log.warning("this process's lease had expired (another process forgot "
-                            "its sockets); registering again with %d socket(s)",
-                            len(self.local_sockets))
-                run_write(session, self._register_again)
-            self._last_heartbeat = time.monotonic()
-            self.reconcile()
         reaped = run_write(session, presence.reap_dead_processes, cfg.lease_seconds)
         if reaped:
             log.info("forgot dead server process(es) %s", ", ".join(reaped))
