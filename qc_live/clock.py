@@ -1,14 +1,37 @@
-"""One clock for every timestamp the server writes or compares.
+"""One clock for every timestamp the server writes or compares: the database's.
 
-Timestamps are naive UTC datetimes in the database. All processes of one
-deployment compare them against this clock, so leases, grace periods and
-deadlines agree as long as the hosts' clocks are NTP-synchronised.
+Timestamps are naive UTC datetimes in the database. Leases, grace periods,
+ack timeouts and deadlines are all compared against `utcnow()`, which is this
+host's clock corrected by its measured offset to the database server's clock
+(`sync`, run at start and on every heartbeat). So several processes on
+several hosts agree even when the hosts' clocks do not. With SQLite the
+database is on this host and the offset stays zero.
 """
+import time
 from datetime import datetime, timedelta, timezone
+
+_offset = timedelta(0)
+
+
+def _local() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return _local() + _offset
+
+
+def sync(read_database_utc) -> timedelta:
+    """Measure the offset to the database clock. `read_database_utc()` returns
+    the database's UTC time; the round trip's midpoint is taken as its moment.
+    A round trip slower than a second is not trusted (the offset stays)."""
+    global _offset
+    before, started = _local(), time.monotonic()
+    remote = read_database_utc()
+    took = time.monotonic() - started
+    if remote is not None and took < 1.0:
+        _offset = remote - (before + timedelta(seconds=took / 2))
+    return _offset
 
 
 def ago(seconds: float) -> datetime:

@@ -13,7 +13,7 @@ import random
 import threading
 from contextlib import nullcontext
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 log = logging.getLogger(__name__)
@@ -131,3 +131,13 @@ def run_write(session, work, *args, attempts: int = 5, **kwargs):
             log.info("write transaction retried after %s (attempt %d)", exc.orig, attempt)
             if backoff_sleep is not None:
                 backoff_sleep(random.uniform(0.005, 0.02) * attempt)
+
+
+def database_utc(session):
+    """The database server's UTC time (None for SQLite: it shares our clock)."""
+    if is_sqlite(session):
+        return None
+    try:
+        return session.execute(text("SELECT UTC_TIMESTAMP(6)")).scalar()
+    finally:
+        session.rollback()

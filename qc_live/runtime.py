@@ -12,9 +12,9 @@ import os
 import socket
 import uuid
 
-from . import dispatch, presence
+from . import clock, dispatch, presence
 from .board import broadcaster
-from .database import is_unavailable, run_write
+from .database import database_utc, is_unavailable, run_write
 from .extensions import db, socketio
 from .models import Connection, User
 from .notify import push
@@ -34,8 +34,15 @@ class Runtime:
 
     def register(self) -> None:
         with self.app.app_context():
+            self.sync_clock()
             run_write(db.session, presence.register_process, self.process_id,
                       socket.gethostname(), os.getpid())
+
+    def sync_clock(self) -> None:
+        offset = clock.sync(lambda: database_utc(db.session))
+        if abs(offset.total_seconds()) > 1:
+            log.warning("this host's clock is %.1f s off the database's; using the "
+                        "database's", offset.total_seconds())
 
     def start(self) -> None:
         """Take a lease, then keep it and sweep (run.py does this; the CLI and
@@ -75,6 +82,7 @@ class Runtime:
         """Renew the lease. If another process already took us for dead and
         forgot our sockets, register again with every socket we still hold."""
         session = db.session
+        self.sync_clock()
         if not run_write(session, presence.renew_lease, self.process_id):
             log.warning("this process's lease had expired (another process forgot its "
                         "sockets); registering again with %d socket(s)",

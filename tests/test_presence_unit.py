@@ -166,3 +166,21 @@ def test_a_reload_keeps_the_idle_place_a_return_after_logout_does_not(app):
     connect(bob, "b2", "p")
     [task2] = tasks({"name": "2", "payload": {}})
     assert dispatch.current_task(db.session, alice.id)["id"] == task2["id"]
+
+
+def test_the_clock_follows_the_database_not_this_host(app, monkeypatch):
+    from qc_live import clock
+    from qc_live.database import database_utc
+    monkeypatch.setattr(clock, "_offset", timedelta(0))
+    ahead = clock._local() + timedelta(seconds=100)
+    clock.sync(lambda: ahead)  # a database whose clock is 100 s ahead of ours
+    assert abs((clock.utcnow() - clock._local()).total_seconds() - 100) < 0.5
+    clock.sync(lambda: None)  # SQLite: nothing to correct, the offset is kept
+    assert abs((clock.utcnow() - clock._local()).total_seconds() - 100) < 0.5
+    monkeypatch.setattr(clock, "_offset", timedelta(0))
+    measured = clock.sync(lambda: database_utc(db.session))
+    remote = database_utc(db.session)
+    if remote is not None:  # MariaDB: after syncing we agree with it to well under 1 s
+        assert abs((clock.utcnow() - remote).total_seconds()) < 1
+    else:
+        assert measured == timedelta(0)
