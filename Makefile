@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # The pages' JavaScript dependency (socket.io-client), pinned by package-lock.json.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test test-sqlite test-mysql install install-dev node browser screenshots clean
+.PHONY: run test test-sqlite test-mysql install install-dev node browser screenshots cluster clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,3 +55,9 @@ screenshots: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache node_modules test-artifacts
+
+# N qc_live processes behind nginx on loopback, sharing MariaDB and Redis.
+N ?= 2
+cluster: install
+	command -v nginx >/dev/null || (apt-get update && apt-get install -y nginx-light)
+	$(PY) scripts/cluster.py --processes $(N)

@@ -32,6 +32,10 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
         MAX_CONTENT_LENGTH=config.max_request_bytes,
     )
     app.json.sort_keys = False
+    if config.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops,
+                                x_proto=config.proxy_hops)
     app.extensions["qc_config"] = config
 
     from .auth import bootstrap_admin, configure_jwt

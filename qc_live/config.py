@@ -44,6 +44,9 @@ class Config:
     access_token_minutes: int = 15
     refresh_token_days: int = 7
     cors_origins: tuple[str, ...] = ()
+    # Reverse proxies in front (nginx: 1): the client address comes from
+    # X-Forwarded-For then, e.g. for login throttling. 0 when exposed directly.
+    proxy_hops: int = 0
     max_request_bytes: int = 16 * 1024 * 1024
     max_payload_bytes: int = 64 * 1024
     max_tasks_per_request: int = 100_000
@@ -144,6 +147,7 @@ def from_env(environ=None) -> Config:
         access_token_minutes=access_minutes,
         refresh_token_days=refresh_days,
         cors_origins=origins,
+        proxy_hops=int(_number(env, "QC_PROXY_HOPS", 0, int)),
         max_sockets_per_user=int(_number(env, "QC_MAX_SOCKETS_PER_USER", 10, int)),
         log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
     )
