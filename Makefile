@@ -30,8 +30,11 @@ $(NODE_STAMP): package.json package-lock.json
 
 node: $(NODE_STAMP)
 
+# Debian packages the tests drive: chromium (pages), nginx (the cluster test).
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+		(apt-get update && apt-get install -y nginx-light)
 
 install: $(VENV)/.installed $(NODE_STAMP)
 install-dev: $(VENV)/.installed-dev $(NODE_STAMP) browser
