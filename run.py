@@ -42,6 +42,8 @@ def main() -> int:
     options = {"log_output": False}
     if config.async_mode == "threading":
         options["allow_unsafe_werkzeug"] = True
+    elif config.async_mode == "eventlet":
+        options["max_size"] = config.max_connections  # eventlet's own default: 1024
     socketio.run(app, host=config.host, port=config.port, **options)
     return 0
 

@@ -53,6 +53,8 @@ class Config:
     # POST /tasks/import only: a 100,000-row CSV with payloads needs more than
     # max_request_bytes, which every other route keeps.
     max_import_bytes: int = 64 * 1024 * 1024
+    # Concurrent connections one process accepts (eventlet's default is 1024).
+    max_connections: int = 10_000
     # Tabs and devices of one user, per namespace, across all processes.
     max_sockets_per_user: int = 10
     log_level: str = "INFO"
@@ -148,6 +150,7 @@ def from_env(environ=None) -> Config:
         refresh_token_days=refresh_days,
         cors_origins=origins,
         proxy_hops=int(_number(env, "QC_PROXY_HOPS", 0, int)),
+        max_connections=int(_number(env, "QC_MAX_CONNECTIONS", 10_000, int)),
         max_sockets_per_user=int(_number(env, "QC_MAX_SOCKETS_PER_USER", 10, int)),
         log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
     )
