@@ -51,8 +51,8 @@ test: install-dev
 	echo "== SQLite pass (the MariaDB pass runs alongside: test-artifacts/pytest-mysql.log)"; \
 	QC_TEST_DB=sqlite $(PY) -m pytest --basetemp=test-artifacts/tmp-sqlite $(PYTEST_ARGS); \
 	sqlite=$$?; wait $$mysql_pid; mysql=$$?; \
-	echo "== MariaDB pass"; cat test-artifacts/pytest-mysql.log; \
-	echo "== SQLite pass exit $$sqlite, MariaDB pass exit $$mysql"; \
+	echo "== SQLite pass exit $$sqlite; MariaDB pass exit $$mysql, its output:"; \
+	cat test-artifacts/pytest-mysql.log; \
 	test $$sqlite -eq 0 && test $$mysql -eq 0
 
 test-sqlite: install-dev
