@@ -54,10 +54,10 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
     )
     database.backoff_sleep = socketio.sleep
 
-    from . import (api_board, api_health, api_reviewer, api_tasks, api_users, auth, cli,
-                   pages, sockets)  # noqa: F401
+    from . import (api_board, api_health, api_reviewer, api_stats, api_tasks, api_users, auth,
+                   cli, openapi, pages, sockets)  # noqa: F401
     for blueprint in (auth.bp, api_tasks.bp, api_reviewer.bp, api_users.bp, api_board.bp,
-                      api_health.bp, cli.bp, pages.bp):
+                      api_health.bp, cli.bp, pages.bp, api_stats.bp, openapi.bp):
         app.register_blueprint(blueprint)
     errors.register(app)
 

@@ -1,15 +1,19 @@
-"""REST for tasks: intake, lookup, and the supervisor's hands on the queue."""
-from flask import Blueprint, current_app, jsonify
+"""REST for tasks: intake (JSON and CSV), listing, lookup, history, and the
+supervisor's hands on the queue (edit, cancel, release, assign)."""
+from flask import Blueprint, current_app, jsonify, request
 from flask_jwt_extended import current_user
 from sqlalchemy.exc import IntegrityError
 
-from . import dispatch
+from . import dispatch, importer
 from .auth import role_required
-from .errors import Conflict, NotFound
-from .extensions import db
+from .errors import BadRequest, Conflict, NotFound, UnsupportedMediaType
+from .extensions import db, socketio
+from .history import task_events
+from .listing import list_tasks
 from .models import Role
 from .notify import push
-from .validation import MAX_ID, integer, json_body, json_object, task_specs
+from .validation import (MAX_ID, integer, json_body, json_object, query_flag, query_params,
+                         task_changes, task_query, task_specs)
 
 bp = Blueprint("tasks", __name__)
 
@@ -44,10 +48,86 @@ def create_tasks():
     return jsonify({"tasks": outcome.value}), 201
 
 
+@bp.get("/tasks")
+@role_required(Role.SUPERVISOR)
+def get_tasks():
+    """A page of tasks; see listing.py for the orders and the cursor."""
+    tasks, next_cursor = list_tasks(db.session, task_query(request.args))
+    return jsonify({"tasks": tasks, "next_cursor": next_cursor})
+
+
+CSV_TYPES = ("text/csv", "application/csv", "text/plain")
+
+
+def _upload() -> bytes:
+    """The CSV: the multipart field "file", or the whole body as text/csv."""
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise BadRequest("send the CSV as the multipart field \"file\"",
+                             code="missing_file")
+        return upload.read()
+    if request.mimetype in CSV_TYPES:
+        return request.get_data(cache=False)
+    raise UnsupportedMediaType("send a CSV file: multipart/form-data with a \"file\" "
+                               "field, or a text/csv body (JSON goes to POST /tasks)")
+
+
+def _pause() -> None:
+    """Let the event loop serve sockets and other requests for a moment."""
+    socketio.sleep(0)
+
+
+def _after_batch(outcome) -> None:
+    push(outcome)
+    _pause()
+
+
+@bp.post("/tasks/import")
+@role_required(Role.SUPERVISOR)
+def import_tasks():
+    """Import a CSV of tasks (see importer.py for the file and the policy)."""
+    cfg = config()
+    request.max_content_length = cfg.max_import_bytes
+    skip_invalid = query_flag(query_params(request.args, {"skip_invalid"}), "skip_invalid")
+    parsed = importer.parse(importer.decode(_upload()), cfg.max_payload_bytes,
+                            cfg.max_tasks_per_request, pause=_pause)
+    if parsed.problems and not skip_invalid:
+        raise parsed.refusal()
+    done = importer.create_in_batches(db.session, parsed.specs, current_user.id,
+                                      cfg.lease_seconds, _after_batch)
+    body = {"created": done.created, "existing": done.existing, "invalid": parsed.report(),
+            "invalid_rows": parsed.invalid_rows, "total_rows": parsed.total_rows,
+            "batches": done.batches}
+    if len(done.task_ids) <= importer.MAX_IDS_IN_ANSWER:
+        body["task_ids"] = done.task_ids
+    return jsonify(body), 201
+
+
 @bp.get("/tasks/<int:task_id>")
 @role_required(Role.REVIEWER)
 def get_task(task_id: int):
     return jsonify(dispatch.task_for_reader(db.session, _existing_id(task_id), current_user))
+
+
+@bp.patch("/tasks/<int:task_id>")
+@role_required(Role.SUPERVISOR)
+def patch_task(task_id: int):
+    """Edit name/payload/priority/deadline, or cancel. The holder sees the
+    new version at once (task-assigned again), or task-revoked on cancel."""
+    changes = task_changes(json_body(), config().max_payload_bytes)
+    outcome = dispatch.update_task(db.session, _existing_id(task_id), changes, current_user.id,
+                                   config().lease_seconds)
+    push(outcome)
+    return jsonify(outcome.value)
+
+
+@bp.get("/tasks/<int:task_id>/history")
+@role_required(Role.REVIEWER)
+def task_history(task_id: int):
+    """Supervisors: any task. Reviewers: a task they hold or held."""
+    task = dispatch.task_for_reader(db.session, _existing_id(task_id), current_user)
+    return jsonify({"task_id": task["id"], "events": task_events(db.session, task["id"])})
 
 
 @bp.post("/tasks/<int:task_id>/release")

@@ -1,16 +1,19 @@
-"""REST for accounts: supervisors create reviewers, admins create anyone."""
+"""REST for accounts: supervisors manage reviewers, admins manage anyone;
+every user changes its own password."""
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
 from flask_jwt_extended import current_user
 from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash
 
-from .auth import find_user, hash_password, role_required
+from . import notify
+from .auth import find_user, hash_password, issue_tokens, revoke_sessions, role_required
 from .database import run_write
-from .errors import Conflict, Forbidden, Invalid
+from .errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from .extensions import db
 from .models import Role, Task, TaskStatus, User
-from .presence import logged_in
-from .validation import json_body, json_object, string
+from .presence import logged_in, sockets_of
+from .validation import MAX_ID, boolean, json_body, json_object, no_nulls, string
 
 bp = Blueprint("users", __name__)
 
@@ -55,6 +58,10 @@ def user_rows(session, config, user_id: int | None = None) -> list[dict]:
             for user, task_id, count, online in session.execute(query)]
 
 
+def config():
+    return current_app.extensions["qc_config"]
+
+
 @bp.post("/users")
 @role_required(Role.SUPERVISOR)
 def post_user():
@@ -81,3 +88,151 @@ def post_user():
 def list_users():
     cfg = current_app.extensions["qc_config"]
     return jsonify({"users": user_rows(db.session, cfg)})
+
+
+# --- managing an account ---------------------------------------------------------
+
+def _managed_user(user_id: int) -> User:
+    """The target of a management call: 404 if unknown, 403 if the caller may
+    not manage its role (supervisors manage reviewers only)."""
+    user = db.session.get(User, user_id) if user_id <= MAX_ID else None
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist", code="user_not_found")
+    if not may_manage(current_user, Role(user.role)):
+        raise Forbidden(f"a {current_user.role} cannot manage a {user.role}")
+    return user
+
+
+def _other_active_admin(session, user_id: int) -> bool:
+    return session.scalar(sa.select(User.id).where(
+        User.role == Role.ADMIN.value, User.active.is_(True), User.id != user_id).limit(1)) \
+        is not None
+
+
+def _check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise Invalid(f"the password needs at least {MIN_PASSWORD} characters",
+                      code="weak_password")
+    return password
+
+
+def update_account(session, user_id: int, username=None, role=None, password=None,
+                   reactivate=False, deactivate=False) -> None:
+    """Rename, change role, set a password, reactivate (one transaction; the
+    user row only — task state changes stay in dispatch). Deactivating is
+    checked here and done by `auth.revoke_sessions` afterwards."""
+    def work(session):
+        user = session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
+                               .execution_options(populate_existing=True)).first()
+        losing_admin = user.role == Role.ADMIN.value and user.active and (
+            deactivate or (role is not None and role != Role.ADMIN))
+        if losing_admin and not _other_active_admin(session, user_id):
+            raise Conflict("this is the last active admin; make another admin first",
+                           code="last_admin")
+        if username is not None and username != user.username:
+            if find_user(session, username) is not None:
+                raise Conflict(f"username {username!r} is taken", code="username_taken")
+            user.username = username
+        if role is not None:
+            user.role = role.value
+        if password is not None:
+            user.password_hash = hash_password(password)
+        if reactivate:
+            user.active = True
+        session.flush()
+    try:
+        run_write(session, work)
+    except IntegrityError:
+        raise Conflict(f"username {username!r} is taken", code="username_taken") from None
+
+
+@bp.patch("/users/<int:user_id>")
+@role_required(Role.SUPERVISOR)
+def patch_user(user_id: int):
+    """Rename, change role (admins), (de)activate, reset the password.
+
+    Changing the role, resetting the password or deactivating signs the user
+    out everywhere (auth.revoke_sessions): its tokens die, its sockets are
+    disconnected and a held task goes back to the queue."""
+    data = json_object(json_body(), {"username", "role", "active", "password"})
+    if not data:
+        raise BadRequest("nothing to change: give username, role, active or password",
+                         code="empty_patch")
+    no_nulls(data, data.keys())
+    username = string(data, "username", required=False, max_length=80)
+    username = username.strip() if username is not None else None
+    role = None
+    if "role" in data:
+        role_name = string(data, "role", max_length=16)
+        try:
+            role = Role(role_name)
+        except ValueError:
+            raise Invalid("'role' must be reviewer, supervisor or admin",
+                          code="bad_role") from None
+    active = boolean(data, "active", required=False)
+    password = string(data, "password", required=False, max_length=1024, allow_empty=True)
+    if password is not None:
+        _check_password(password)
+    target = _managed_user(user_id)
+    if role is not None and current_user.role != Role.ADMIN.value:
+        raise Forbidden("only admins change roles")
+    if active is False and target.id == current_user.id:
+        raise Conflict("you cannot deactivate yourself", code="cannot_deactivate_self")
+    role_changes = role is not None and role.value != target.role
+    update_account(db.session, target.id, username=username, role=role, password=password,
+                   reactivate=active is True, deactivate=active is False)
+    if active is False or role_changes or password is not None:
+        revoke_sessions(db.session, target.id, current_user.id, deactivate=active is False)
+    return jsonify(user_rows(db.session, config(), target.id)[0])
+
+
+@bp.delete("/users/<int:user_id>")
+@role_required(Role.SUPERVISOR)
+def delete_user(user_id: int):
+    """Deactivate: the account stays (history names it) but can no longer log
+    in; its tokens die, its sockets are disconnected, a held task returns to
+    the queue. PATCH {"active": true} brings it back."""
+    target = _managed_user(user_id)
+    if target.id == current_user.id:
+        raise Conflict("you cannot deactivate yourself", code="cannot_deactivate_self")
+    update_account(db.session, target.id, deactivate=True)  # the last-admin check
+    revoke_sessions(db.session, target.id, current_user.id, deactivate=True)
+    return "", 204
+
+
+@bp.post("/users/<int:user_id>/sign-out")
+@role_required(Role.SUPERVISOR)
+def sign_out_user(user_id: int):
+    """Force a user offline: tokens revoked, sockets disconnected, a held task
+    back to the queue at once (no grace period)."""
+    target = _managed_user(user_id)
+    outcome = revoke_sessions(db.session, target.id, current_user.id)
+    task = outcome.value["task"]
+    return jsonify({"message": f"user {target.id} is signed out everywhere",
+                    "user_id": target.id, "task": task})
+
+
+@bp.post("/me/password")
+@role_required(Role.REVIEWER)
+def change_own_password():
+    """Any user, for itself. Every token of the user dies (other devices must
+    log in again) and its sockets are disconnected; the answer carries fresh
+    tokens. A reviewer's task is kept if it reconnects within the grace period."""
+    data = json_object(json_body(), {"current_password", "new_password"})
+    current = string(data, "current_password", max_length=1024, allow_empty=True)
+    new = _check_password(string(data, "new_password", max_length=1024, allow_empty=True))
+    if not check_password_hash(current_user.password_hash, current):
+        raise Forbidden("the current password is wrong", code="wrong_password")
+    user_id = current_user.id
+
+    def work(session):
+        user = session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
+                               .execution_options(populate_existing=True)).first()
+        user.password_hash = hash_password(new)
+        user.token_version += 1
+        return sockets_of(session, user_id)
+    sockets = run_write(db.session, work)
+    notify.disconnect(sockets)
+    user = db.session.get(User, user_id)
+    return jsonify({"message": "password changed; every other session must log in again",
+                    **issue_tokens(user)})

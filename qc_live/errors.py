@@ -50,6 +50,10 @@ class PayloadTooLarge(QCError):
     status, code = 413, "payload_too_large"
 
 
+class UnsupportedMediaType(QCError):
+    status, code = 415, "unsupported_media_type"
+
+
 class Invalid(QCError):
     status, code = 422, "invalid_value"
 

@@ -135,6 +135,12 @@ sa.Index("ix_tasks_deadline", Task.status, Task.deadline)
 # Board statistics and listings by age.
 sa.Index("ix_tasks_completed", Task.status, Task.completed_at)
 sa.Index("ix_tasks_created", Task.status, Task.created_at)
+# GET /tasks?assignee_id=...: one reviewer's tasks of a status in each listing
+# order (by age, by priority, by deadline), so that page stays an index read.
+sa.Index("ix_tasks_assignee_created", Task.assignee_id, Task.status, Task.created_at, Task.id)
+sa.Index("ix_tasks_assignee_priority", Task.assignee_id, Task.status, Task.priority.desc(),
+         Task.created_at, Task.id)
+sa.Index("ix_tasks_assignee_deadline", Task.assignee_id, Task.status, Task.deadline, Task.id)
 
 
 class TaskEvent(db.Model):

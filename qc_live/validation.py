@@ -6,12 +6,14 @@ values of the right type that make no sense (priority 10**9, outcome
 """
 import json
 import math
+import re
 
 from flask import request
 
 from .clock import parse_iso
 from .dispatch import TaskSpec
 from .errors import BadRequest, Invalid, QCError
+from .listing import DEFAULT_ORDER, ORDERS, STATUSES, TaskQuery, decode_cursor
 
 MAX_NAME = 255
 MAX_EXTERNAL_ID = 191
@@ -21,6 +23,7 @@ OUTCOMES = ("pass", "fail")
 # Ids fit a signed 64-bit column; larger ones cannot name a row (and SQLite
 # refuses to even bind them).
 MAX_ID = 2**63 - 1
+TASK_FIELDS = ("name", "payload", "priority", "deadline", "external_id")
 
 
 def _finite_float(text: str) -> float:
@@ -42,11 +45,16 @@ def json_body(required: bool = True):
             raise BadRequest("a JSON body is required", code="missing_body")
         return {}
     try:
-        # NaN and Infinity are not JSON (RFC 8259); Python would accept them,
-        # echo them back unparseable, and MySQL's JSON columns refuse them.
-        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+        return strict_json(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("the body is not valid JSON", code="invalid_json") from None
+
+
+def strict_json(text):
+    """Parse JSON as the API accepts it. NaN and Infinity are not JSON (RFC
+    8259); Python would accept them, echo them back unparseable, and MySQL's
+    JSON columns refuse them. Raises ValueError (or RecursionError)."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
 
 
 def json_object(data, allowed: set[str], where: str = "body") -> dict:
@@ -108,39 +116,58 @@ def boolean(data: dict, name: str, required: bool = True):
     raise BadRequest(f"'{name}' must be a boolean or 0/1", code="wrong_type")
 
 
-def task_spec(data, max_payload_bytes: int) -> TaskSpec:
-    data = json_object(data, {"name", "payload", "priority", "deadline", "external_id"}, "task")
-    name = string(data, "name", max_length=MAX_NAME).strip()
+def task_name(data: dict) -> str:
+    return string(data, "name", max_length=MAX_NAME).strip()
+
+
+def task_payload(data: dict, max_payload_bytes: int) -> dict:
+    """The payload object; absent or null is {}."""
     payload = data.get("payload")
     if payload is None:
-        payload = {}
-    elif not isinstance(payload, dict):
+        return {}
+    if not isinstance(payload, dict):
         raise BadRequest("'payload' must be a JSON object", code="wrong_type")
-    else:
-        try:
-            size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-                       .encode("utf-8"))
-        except UnicodeEncodeError:  # a lone surrogate: MariaDB's JSON check refuses it
-            raise BadRequest("'payload' contains text that is not valid Unicode",
-                             code="invalid_text") from None
-        if size > max_payload_bytes:
-            raise Invalid(f"'payload' is larger than {max_payload_bytes} bytes",
-                          code="payload_too_large")
-    priority = integer(data, "priority", required=False, low=PRIORITY_RANGE[0],
-                       high=PRIORITY_RANGE[1])
+    try:
+        size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+                   .encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: MariaDB's JSON check refuses it
+        raise BadRequest("'payload' contains text that is not valid Unicode",
+                         code="invalid_text") from None
+    if size > max_payload_bytes:
+        raise Invalid(f"'payload' is larger than {max_payload_bytes} bytes",
+                      code="payload_too_large")
+    return payload
+
+
+def task_priority(data: dict) -> int | None:
+    return integer(data, "priority", required=False, low=PRIORITY_RANGE[0],
+                   high=PRIORITY_RANGE[1])
+
+
+def task_deadline(data: dict):
+    """A naive UTC datetime, or None when absent or null."""
     deadline = data.get("deadline")
-    if deadline is not None:
-        if not isinstance(deadline, str):
-            raise BadRequest("'deadline' must be an ISO-8601 string", code="wrong_type")
-        # OverflowError: an offset can push 9999-12-31 past year 9999 in UTC.
-        try:
-            deadline = parse_iso(deadline)
-        except (ValueError, OverflowError):
-            raise Invalid("'deadline' is not an ISO-8601 date-time", code="bad_datetime") \
-                from None
-    external_id = string(data, "external_id", required=False, max_length=MAX_EXTERNAL_ID)
-    return TaskSpec(name=name, payload=payload, priority=priority or 0, deadline=deadline,
-                    external_id=external_id)
+    if deadline is None:
+        return None
+    if not isinstance(deadline, str):
+        raise BadRequest("'deadline' must be an ISO-8601 string", code="wrong_type")
+    # OverflowError: an offset can push 9999-12-31 past year 9999 in UTC.
+    try:
+        return parse_iso(deadline)
+    except (ValueError, OverflowError):
+        raise Invalid("'deadline' is not an ISO-8601 date-time", code="bad_datetime") \
+            from None
+
+
+def task_external_id(data: dict) -> str | None:
+    return string(data, "external_id", required=False, max_length=MAX_EXTERNAL_ID)
+
+
+def task_spec(data, max_payload_bytes: int) -> TaskSpec:
+    data = json_object(data, set(TASK_FIELDS), "task")
+    return TaskSpec(name=task_name(data), payload=task_payload(data, max_payload_bytes),
+                    priority=task_priority(data) or 0, deadline=task_deadline(data),
+                    external_id=task_external_id(data))
 
 
 def task_specs(data, max_payload_bytes: int, max_count: int) -> list[TaskSpec]:
@@ -183,3 +210,124 @@ def completion(data) -> tuple[int, str | None, str | None, int | None]:
     note = string(data, "note", required=False, max_length=MAX_NOTE, allow_empty=True)
     user_id = integer(data, "user_id", required=False, low=1, high=MAX_ID)
     return task_id, outcome, note or None, user_id
+
+
+# --- query strings -------------------------------------------------------------
+
+LIST_LIMIT = (1, 500)
+DEFAULT_LIST_LIMIT = 50
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+def query_params(args, allowed: set[str], repeatable: frozenset = frozenset()) -> dict:
+    """The query string as {name: value} (a list for `repeatable` names).
+    Unknown names are refused, like unknown body fields; so is a repeated
+    name that takes one value."""
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}",
+                         code="unknown_field")
+    params = {}
+    for name in args:
+        values = args.getlist(name)
+        if name in repeatable:
+            params[name] = values
+        elif len(values) > 1:
+            raise BadRequest(f"'{name}' is given more than once", code="repeated_parameter")
+        else:
+            params[name] = values[0]
+    return params
+
+
+def query_integer(params: dict, name: str, low: int, high: int, default=None):
+    text = params.get(name)
+    if text is None:
+        return default
+    if not _INTEGER.fullmatch(text.strip()):
+        raise BadRequest(f"'{name}' must be an integer", code="wrong_type")
+    value = int(text)
+    if not low <= value <= high:
+        raise Invalid(f"'{name}' must be between {low} and {high}", code="out_of_range")
+    return value
+
+
+def query_flag(params: dict, name: str) -> bool:
+    text = params.get(name)
+    if text is None:
+        return False
+    value = text.strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no", ""):
+        return False
+    raise BadRequest(f"'{name}' must be 1 or 0", code="wrong_type")
+
+
+def task_query(args) -> TaskQuery:
+    """GET /tasks: status (one, a comma list, or repeated), assignee_id,
+    priority, order_by, limit, cursor."""
+    params = query_params(args, {"status", "assignee_id", "priority", "order_by", "limit",
+                                 "cursor"}, repeatable=frozenset({"status"}))
+    statuses = []
+    for value in params.get("status", []):
+        for name in value.split(","):
+            name = name.strip()
+            if name not in STATUSES:
+                raise Invalid(f"'status' must be one or more of {', '.join(STATUSES)} "
+                              f"(comma-separated), not {name!r}", code="bad_status")
+            if name not in statuses:
+                statuses.append(name)
+    order_by = params.get("order_by", DEFAULT_ORDER).strip()
+    if order_by not in ORDERS:
+        raise Invalid(f"'order_by' must be one of {', '.join(ORDERS)}", code="bad_order")
+    cursor = params.get("cursor")
+    return TaskQuery(
+        statuses=tuple(statuses),
+        assignee_id=query_integer(params, "assignee_id", 1, MAX_ID),
+        priority=query_integer(params, "priority", *PRIORITY_RANGE),
+        order_by=order_by,
+        limit=query_integer(params, "limit", *LIST_LIMIT, default=DEFAULT_LIST_LIMIT),
+        after=decode_cursor(cursor, order_by) if cursor else None,
+    )
+
+
+# --- PATCH bodies --------------------------------------------------------------
+
+def no_nulls(data: dict, names) -> None:
+    for name in names:
+        if name in data and data[name] is None:
+            raise BadRequest(f"'{name}' cannot be null", code="wrong_type")
+
+
+def task_changes(data, max_payload_bytes: int) -> dict:
+    """PATCH /tasks/<id>: the fields to change, or {"status": "cancelled"}.
+
+    Cancelling goes alone (there is nothing left to edit on a cancelled task).
+    Only `deadline` may be null (it clears the deadline)."""
+    data = json_object(data, {"name", "payload", "priority", "deadline", "status"})
+    if not data:
+        raise BadRequest("nothing to change: give name, payload, priority, deadline or "
+                         "status", code="empty_patch")
+    if "status" in data:
+        status = data["status"]
+        if not isinstance(status, str):
+            raise BadRequest("'status' must be a string", code="wrong_type")
+        if status != "cancelled":
+            raise Invalid("'status' can only be set to \"cancelled\"; the other statuses "
+                          "follow from dispatch (assign, release, complete)",
+                          code="bad_status")
+        if len(data) > 1:
+            raise BadRequest("cancel on its own: a cancelled task has nothing left to edit",
+                             code="cancel_with_changes")
+        return {"status": "cancelled"}
+    no_nulls(data, ("name", "payload", "priority"))
+    changes = {}
+    if "name" in data:
+        changes["name"] = task_name(data)
+    if "payload" in data:
+        changes["payload"] = task_payload(data, max_payload_bytes)
+    if "priority" in data:
+        changes["priority"] = task_priority(data)
+    if "deadline" in data:
+        changes["deadline"] = task_deadline(data)
+    return changes

@@ -1,0 +1,46 @@
+"""Throughput figures over REST: GET /stats (the floor) and GET /users/<id>/stats."""
+from flask import Blueprint, current_app, jsonify
+from flask_jwt_extended import current_user
+
+from .auth import role_required
+from .board import snapshot
+from .errors import Forbidden, Invalid, NotFound
+from .extensions import db
+from .models import Role, User
+from .stats import reviewer_stats
+from .validation import MAX_ID
+
+bp = Blueprint("stats", __name__)
+
+
+@bp.get("/stats")
+@role_required(Role.SUPERVISOR)
+def floor_stats():
+    """The board's queue figures and per-reviewer stats, without the live
+    reviewer list: {"queue": {pending, assigned, by_priority,
+    oldest_pending_age_s, completed_last_hour, median_handle_s},
+    "reviewers": [...], "at"}."""
+    board = snapshot(db.session, current_app.extensions["qc_config"])
+    stats = board["stats"]
+    return jsonify({
+        "queue": {**board["queue"], "completed_last_hour": stats["completed_last_hour"],
+                  "median_handle_s": stats["median_handle_s"]},
+        "reviewers": stats["reviewers"],
+        "at": board["at"],
+    })
+
+
+@bp.get("/users/<int:user_id>/stats")
+@role_required(Role.REVIEWER)
+def user_stats(user_id: int):
+    """One reviewer's stats: supervisors for anyone, a reviewer for itself."""
+    if Role(current_user.role).rank < Role.SUPERVISOR.rank and user_id != current_user.id:
+        raise Forbidden("reviewers see their own stats only")
+    user = db.session.get(User, user_id) if user_id <= MAX_ID else None
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist", code="user_not_found")
+    if user.role != Role.REVIEWER.value:
+        raise Invalid(f"user {user_id} is not a reviewer", code="not_a_reviewer")
+    rows = reviewer_stats(db.session, user_id)
+    db.session.rollback()
+    return jsonify(rows[0])
