@@ -52,7 +52,9 @@ class Idle:
 
 @dataclass(frozen=True)
 class Revoked:
-    """Push `task-revoked`: reason is 'released', 'cancelled' or 'expired'."""
+    """Push `task-revoked`: reason is 'released' (supervisor, or the user signed
+    out), 'cancelled', 'expired', 'unacknowledged' (offer timeout) or
+    'abandoned' (grace ran out)."""
     reviewer_id: int
     task_id: int
     reason: str
