@@ -224,9 +224,15 @@ def task_for_reader(session, task_id: int, reader: User) -> dict:
 
 # --- transitions -------------------------------------------------------------
 
-def offer_work(session, reviewer_id: int) -> Outcome:
-    """On connect: the held task (resent), a newly claimed one, or idle."""
+def offer_work(session, reviewer_id: int, arriving=None) -> Outcome:
+    """On connect: the held task (resent), a newly claimed one, or idle.
+
+    `arriving(session)`, if given, records the new socket in the same
+    transaction, so no other claim can slip in between the reviewer coming
+    online and this one (which would push the same task twice)."""
     def work(session):
+        if arriving is not None:
+            arriving(session)
         reviewer = _lock_reviewer(session, reviewer_id)
         held = _held_task(session, reviewer_id)
         if held is not None:

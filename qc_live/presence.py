@@ -109,7 +109,7 @@ def forget_sockets(session, user_id: int) -> list[tuple[str, str]]:
     return sockets
 
 
-def reap_dead_processes(session, lease_seconds: float) -> list[str]:
+def reap_dead_processes(session, lease_seconds: float, me: str | None = None) -> list[str]:
     """Forget processes whose lease ran out, and their sockets.
 
     A reviewer left with no live socket is offline since the dead process's
@@ -119,7 +119,8 @@ def reap_dead_processes(session, lease_seconds: float) -> list[str]:
     """
     cutoff = ago(lease_seconds)
     dead = session.execute(sa.select(ServerProcess.id, ServerProcess.heartbeat_at)
-                           .where(ServerProcess.heartbeat_at <= cutoff)
+                           .where(ServerProcess.heartbeat_at <= cutoff,
+                                  ServerProcess.id != (me or ""))
                            .with_for_update(skip_locked=True)).all()
     for process_id, last_seen in dead:
         user_ids = session.scalars(sa.select(Connection.user_id).distinct()

@@ -10,6 +10,7 @@ once: each step is a transaction with row locks.
 import logging
 import os
 import socket
+import time
 import uuid
 
 from . import clock, dispatch, presence
@@ -30,6 +31,7 @@ class Runtime:
         # sid -> (namespace, user id) of the sockets connected to this process:
         # what to write back if our lease was lost (see sweep).
         self.local_sockets = {}
+        self._renewed_at = time.monotonic()  # when our lease was last renewed
         self._running = False
 
     def register(self) -> None:
@@ -83,7 +85,9 @@ class Runtime:
         forgot our sockets, register again with every socket we still hold."""
         session = db.session
         self.sync_clock()
-        if not run_write(session, presence.renew_lease, self.process_id):
+        renewed = run_write(session, presence.renew_lease, self.process_id)
+        self._renewed_at = time.monotonic()
+        if not renewed:
             log.warning("this process's lease had expired (another process forgot its "
                         "sockets); registering again with %d socket(s)",
                         len(self.local_sockets))
@@ -92,9 +96,13 @@ class Runtime:
 
     def sweep(self) -> None:
         cfg, session = self.config, db.session
-        reaped = run_write(session, presence.reap_dead_processes, cfg.lease_seconds)
-        if reaped:
-            log.info("forgot dead server process(es) %s", ", ".join(reaped))
+        # Judge others' leases only while our own renews on time: if the
+        # database is too slow for us, it is too slow for them as well.
+        if time.monotonic() - self._renewed_at < cfg.lease_seconds / 2:
+            reaped = run_write(session, presence.reap_dead_processes, cfg.lease_seconds,
+                               self.process_id)
+            if reaped:
+                log.info("forgot dead server process(es) %s", ", ".join(reaped))
         expired = dispatch.expire_overdue(session, cfg.lease_seconds)
         if expired.value:
             log.info("expired task(s) past their deadline: %s", expired.value)

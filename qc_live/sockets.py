@@ -15,7 +15,7 @@ from .auth import user_from_token
 from .database import is_unavailable, run_write
 from .errors import Forbidden, QCError, RateLimited, Unauthorized, Unavailable, as_ack
 from .extensions import db, socketio
-from .models import Role
+from .models import Role, User
 from .notify import push_later, reviewer_room
 from .validation import boolean, completion, json_object
 
@@ -64,16 +64,27 @@ def authenticate(auth, role: Role, exact: bool):
     return user_from_token(token, role, exact=exact)
 
 
-def _remember_socket(namespace: str, user) -> None:
+def _remember_socket(namespace: str, user, then=None):
+    """Record this socket (within the per-user cap); with `then`, run
+    dispatch.offer_work in the same transaction and return its outcome."""
     cfg = _config()
     runtime = current_app.extensions["qc_runtime"]
     if presence.live_socket_count(db.session, user.id, namespace, cfg.lease_seconds) \
             >= cfg.max_sockets_per_user:
         raise RateLimited(f"at most {cfg.max_sockets_per_user} connections per user; "
                           "close a tab", code="too_many_connections")
-    run_write(db.session, presence.add_connection, request.sid, namespace, user,
-              runtime.process_id, cfg.lease_seconds, cfg.grace_seconds)
-    runtime.local_sockets[request.sid] = (namespace, user.id)
+    sid, user_id = request.sid, user.id
+
+    def arriving(session):
+        presence.add_connection(session, sid, namespace, session.get(User, user_id),
+                                runtime.process_id, cfg.lease_seconds, cfg.grace_seconds)
+    if then is None:
+        run_write(db.session, arriving)
+        outcome = None
+    else:
+        outcome = then(db.session, user_id, arriving=arriving)
+    runtime.local_sockets[sid] = (namespace, user_id)
+    return outcome
 
 
 def guarded(handler):
@@ -109,10 +120,10 @@ def _reviewer_id() -> int:
 @refusing
 def reviewer_connect(auth=None):
     user = authenticate(auth, Role.REVIEWER, exact=True)
-    _remember_socket(REVIEWER, user)
+    outcome = _remember_socket(REVIEWER, user, then=dispatch.offer_work)
     session["qc_user_id"] = user.id
     join_room(reviewer_room(user.id))
-    push_later(dispatch.offer_work(db.session, user.id), sid=request.sid)
+    push_later(outcome, sid=request.sid)
 
 
 def _forget_socket():

@@ -18,6 +18,7 @@ class CuttableProxy:
         self.restore()
 
     def restore(self) -> None:
+        self._cut = False
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -26,9 +27,10 @@ class CuttableProxy:
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def cut(self) -> None:
-        self._listener.close()
         with self._lock:
+            self._cut = True  # a connection being accepted right now dies too
             pairs, self._pairs = self._pairs, []
+        self._listener.close()
         for pair in pairs:
             for sock in pair:
                 try:
@@ -52,6 +54,10 @@ class CuttableProxy:
                 continue
             upstream.settimeout(None)
             with self._lock:
+                if self._cut:
+                    client.close()
+                    upstream.close()
+                    continue
                 self._pairs.append((client, upstream))
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()

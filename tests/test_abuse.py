@@ -3,7 +3,7 @@ import time
 
 import socketio
 
-from live import Reviewer
+from live import Reviewer, wait_until
 
 
 def test_a_flooding_socket_is_rate_limited_and_others_are_unaffected(server, connect):
@@ -41,7 +41,10 @@ def test_one_token_cannot_open_hundreds_of_sockets(start_server):
     except socketio.exceptions.ConnectionError:
         pass
     assert refused and refused[0]["code"] == "too_many_connections"
-    sockets[0].disconnect()  # closing a tab frees a place
+    sockets[0].disconnect()  # closing a tab frees a place, once the server has seen it close
+    wait_until(lambda: server.database.query(
+        "SELECT COUNT(*) FROM connections WHERE user_id = %s", alice["id"])[0][0] == 2,
+        what="the closed tab forgotten")
     again = Reviewer(server, alice["token"]).connect()
     for sock in sockets[1:] + [again]:
         sock.disconnect()

@@ -50,7 +50,7 @@ def test_50_reviewers_1000_tasks_every_task_completed_exactly_once(server):
             [{"name": f"b{batch}-{i}", "priority": i % 3} for i in range(250)])]
     assert len(set(ids)) == 1000
 
-    wait_until(lambda: sum(len(w.completed) for w in workers) >= 1000, timeout=180,
+    wait_until(lambda: sum(len(w.completed) for w in workers) >= 1000, timeout=300,
                interval=0.2, what="1000 completions")
     time.sleep(0.5)  # anything extra would show up now
     for worker in workers:
