@@ -121,6 +121,9 @@ def update_account(session, user_id: int, username=None, role=None, password=Non
     """Rename, change role, set a password, reactivate (one transaction; the
     user row only — task state changes stay in dispatch). Deactivating is
     checked here and done by `auth.revoke_sessions` afterwards."""
+    # Hashing takes a while (on purpose): not while holding the write lock.
+    password_hash = hash_password(password) if password is not None else None
+
     def work(session):
         user = session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
                                .execution_options(populate_existing=True)).first()
@@ -135,8 +138,8 @@ def update_account(session, user_id: int, username=None, role=None, password=Non
             user.username = username
         if role is not None:
             user.role = role.value
-        if password is not None:
-            user.password_hash = hash_password(password)
+        if password_hash is not None:
+            user.password_hash = password_hash
         if reactivate:
             user.active = True
         session.flush()
@@ -144,6 +147,17 @@ def update_account(session, user_id: int, username=None, role=None, password=Non
         run_write(session, work)
     except IntegrityError:
         raise Conflict(f"username {username!r} is taken", code="username_taken") from None
+
+
+def _new_password(session, user_id: int, password_hash: str) -> list[tuple[str, str]]:
+    """Set the password and kill every token of the user (a token_version
+    bump). Returns its sockets, for the caller to disconnect after the commit;
+    unlike a sign-out, a held task stays through the grace period."""
+    user = session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
+                           .execution_options(populate_existing=True)).first()
+    user.password_hash = password_hash
+    user.token_version += 1
+    return sockets_of(session, user_id)
 
 
 @bp.patch("/users/<int:user_id>")
@@ -224,15 +238,7 @@ def change_own_password():
     if not check_password_hash(current_user.password_hash, current):
         raise Forbidden("the current password is wrong", code="wrong_password")
     user_id = current_user.id
-
-    def work(session):
-        user = session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
-                               .execution_options(populate_existing=True)).first()
-        user.password_hash = hash_password(new)
-        user.token_version += 1
-        return sockets_of(session, user_id)
-    sockets = run_write(db.session, work)
-    notify.disconnect(sockets)
+    notify.disconnect(run_write(db.session, _new_password, user_id, hash_password(new)))
     user = db.session.get(User, user_id)
     return jsonify({"message": "password changed; every other session must log in again",
                     **issue_tokens(user)})
