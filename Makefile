@@ -73,3 +73,12 @@ N ?= 2
 cluster: install
 	command -v nginx >/dev/null || (apt-get update && apt-get install -y nginx-light)
 	$(PY) scripts/cluster.py --processes $(N)
+
+# Benchmarks (bench/, results in docs/benchmarks.md), at modest sizes: about 15
+# minutes. The full-size runs are one command each, see docs/benchmarks.md.
+.PHONY: bench
+bench: $(VENV)/.installed-dev
+	$(PY) bench/load.py latency --seconds 5
+	$(PY) bench/load.py sockets --sockets 2000
+	$(PY) bench/load.py intake --tasks 20000
+	$(PY) bench/profile.py --seconds 10

@@ -1,0 +1,120 @@
+"""Start qc_live for a benchmark: exactly `python run.py`, plus knobs that only
+the benchmarks use (nothing here changes qc_live's code or defaults):
+
+QC_BENCH_MAX_SIZE=N     eventlet only: pass max_size=N to eventlet.wsgi.server
+                        (through socketio.run) if run.py does not pass one
+                        itself (since 388e5d2 it passes QC_MAX_CONNECTIONS,
+                        default 10,000). Without max_size eventlet serves at
+                        most 1024 connections at once, and the 1025th socket
+                        waits in the accept queue.
+QC_BENCH_EVENT_LIMIT=off  lift the per-socket event limit (qc_live/limits.py:
+                        10 events/s, bursts of 30). A benchmark reviewer
+                        completes hundreds of tasks a second on one socket;
+                        no person does.
+QC_BENCH_NODELAY=1      TCP_NODELAY on the listening socket (bench/nodelay.py):
+                        what run.py would do to stop Nagle's algorithm holding
+                        the push that follows an ack.
+QC_BENCH_SQL_STATS=1    count SQL statements, transactions and their wall
+                        time; GET /_bench/sql returns and resets the counts.
+QC_BENCH_WHATIF=a,b     apply the candidate fixes of bench/whatif.py (to
+                        measure a suggestion before anyone edits qc_live).
+
+    QC_BENCH_MAX_SIZE=20000 DATABASE_URL=... .venv/bin/python bench/qc_server.py
+"""
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "bench"))
+
+import run  # noqa: E402  -- picks the async mode and monkey-patches, as `python run.py`
+
+_create_app = run.create_app
+
+
+def _install_sql_stats(app) -> None:
+    import threading
+    import time
+    from collections import defaultdict
+
+    import sqlalchemy as sa
+    from flask import jsonify
+
+    lock = threading.Lock()
+    stats = {"statements": defaultdict(lambda: [0, 0.0]), "commits": 0, "rollbacks": 0}
+
+    def key(statement: str) -> str:
+        text = " ".join(statement.split())
+        # IN lists and VALUES rows vary in length: keep the statement's head.
+        return text[:140]
+
+    @sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, params, context, executemany):
+        conn.info.setdefault("qc_bench_t", []).append(time.perf_counter())
+
+    @sa.event.listens_for(sa.engine.Engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, params, context, executemany):
+        started = conn.info["qc_bench_t"].pop()
+        with lock:
+            entry = stats["statements"][key(statement)]
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started
+
+    @sa.event.listens_for(sa.engine.Engine, "commit")
+    def _commit(conn):
+        with lock:
+            stats["commits"] += 1
+
+    @sa.event.listens_for(sa.engine.Engine, "rollback")
+    def _rollback(conn):
+        with lock:
+            stats["rollbacks"] += 1
+
+    @app.get("/_bench/sql")
+    def bench_sql():
+        with lock:
+            body = {"commits": stats["commits"], "rollbacks": stats["rollbacks"],
+                    "statements": sorted(([k, n, round(t, 6)] for k, (n, t)
+                                          in stats["statements"].items()),
+                                         key=lambda row: -row[1])}
+            stats["statements"].clear()
+            stats["commits"] = stats["rollbacks"] = 0
+        return jsonify(body)
+
+
+def create_app(*args, **kwargs):
+    whatif = [w for w in os.environ.get("QC_BENCH_WHATIF", "").split(",") if w]
+    if whatif:
+        import whatif as candidates
+        candidates.before_app(whatif)
+    app = _create_app(*args, **kwargs)
+    if os.environ.get("QC_BENCH_EVENT_LIMIT", "").lower() == "off":
+        from qc_live import limits
+        limits.socket_events = limits.TokenBucket(rate=1e9, burst=1e9)
+    if os.environ.get("QC_BENCH_SQL_STATS"):
+        _install_sql_stats(app)
+    if whatif:
+        candidates.apply(app, whatif)
+    return app
+
+
+run.create_app = create_app
+
+max_size = os.environ.get("QC_BENCH_MAX_SIZE")
+if max_size and run.ASYNC_MODE == "eventlet":
+    _socketio_run = run.socketio.run
+
+    def _run_with_max_size(app, **options):
+        options.setdefault("max_size", int(max_size))
+        return _socketio_run(app, **options)
+
+    run.socketio.run = _run_with_max_size
+
+if os.environ.get("QC_BENCH_NODELAY") == "1":
+    import nodelay
+    nodelay.install(run.ASYNC_MODE)
+
+if __name__ == "__main__":
+    sys.exit(run.main())
