@@ -84,7 +84,9 @@ class Server:
             "QC_ADMIN_USERNAME": ADMIN[0], "QC_ADMIN_PASSWORD": ADMIN[1],
             "QC_INSTANCE_PATH": str(tmp_path / "instance"),
             "QC_GRACE_SECONDS": "2", "QC_SWEEP_SECONDS": "0.2",
-            "QC_HEARTBEAT_SECONDS": "1", "QC_LEASE_SECONDS": "5",
+            # A lease of 10 heartbeats: an overloaded CI machine must not make a
+            # live process look dead (tests of expiry set a shorter one).
+            "QC_HEARTBEAT_SECONDS": "1", "QC_LEASE_SECONDS": "10",
             # Cheap hashing keeps the suite fast; test_startup checks the default.
             "QC_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
             "PYTHONUNBUFFERED": "1",

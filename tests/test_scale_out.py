@@ -72,7 +72,7 @@ def test_50_reviewers_over_two_processes_2000_tasks_each_completed_once(cluster)
 
 
 def test_a_killed_process_reviewers_move_to_the_other_and_keep_their_tasks(cluster):
-    a, b = cluster(2, QC_GRACE_SECONDS="20")
+    a, b = cluster(2, QC_GRACE_SECONDS="20", QC_LEASE_SECONDS="5")
     users = [a.reviewer(f"r{i}") for i in range(4)]
     tasks = a.add_tasks([{"name": f"t{i}"} for i in range(6)])
     on_a = [Reviewer(a, u["token"]).connect() for u in users[:2]]
