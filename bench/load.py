@@ -14,9 +14,13 @@ baseline:
     .venv/bin/python bench/load.py intake    # POST /tasks (and /tasks/import) for 100,000 tasks
     .venv/bin/python bench/load.py all       # the three, one after the other
 
-Common options: --modes eventlet,gevent  --dbs sqlite,mysql  --json PATH.
-`--help` after a command lists its own. Results: a Markdown table on stdout
-and a JSON file under bench/results/.
+Common options: --modes eventlet,gevent  --dbs sqlite,mysql  --json PATH
+--whatif ";core_complete,ack_batch" (qc_live variants with the candidate fixes
+of bench/whatif.py, side by side with qc_live as it is); latency also takes
+--tcp nodelay,shipped (TCP_NODELAY set on both servers, or run.py as it is).
+`--help` after a command lists its own. Results: a Markdown table on stdout,
+a JSON file and the servers' logs under bench/results/. Method and results:
+docs/benchmarks.md.
 
 Every loop is bounded in count and time; servers and databases are cleaned
 up on exit, also on Ctrl-C.

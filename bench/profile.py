@@ -119,7 +119,8 @@ async def main_async(args) -> int:
     cleanup = load.Cleanup()
     out_dir = load.RESULTS
     out_dir.mkdir(exist_ok=True)
-    stem = args.out or (f"profile-{args.server}-{args.mode}-{args.db}-{args.reviewers}"
+    stem = Path(args.out).name if args.out else None
+    stem = stem or (f"profile-{args.server}-{args.mode}-{args.db}-{args.reviewers}"
                         + (f"-{args.whatif.replace(',', '+')}" if args.whatif else ""))
     raw = out_dir / f"{stem}.txt"
     svg = out_dir / f"{stem}.svg"
@@ -215,8 +216,8 @@ async def main_async(args) -> int:
         print(f"\nSQL per completion: {summary['sql_per_completion']} statements, "
               f"{summary['commits_per_completion']} commits")
         print(load.table(["statement", "per completion", "ms each (wall)"], summary["sql"]))
-    print(f"\n(raw stacks: {raw.relative_to(load.ROOT)}"
-          + (f", flame graph: {svg.relative_to(load.ROOT)}" if args.svg else "") + ")")
+    print(f"\n(raw stacks: {raw}" + (f", flame graph: {svg}" if args.svg else "")
+          + f", summary: {raw.with_suffix('.json')})")
     return 0
 
 
