@@ -24,7 +24,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from .clock import ago, utcnow
+from .clock import ago, iso, utcnow
 from .database import run_write
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .models import FINAL_STATUSES, Role, Task, TaskEvent, TaskStatus, User
@@ -91,31 +91,92 @@ _FRESH = {"populate_existing": True}
 
 
 # --- queries -----------------------------------------------------------------
+#
+# The claim path (complete -> next task, offer_work, set_availability) runs on
+# every completion, so it is written as prebuilt Core statements over the
+# tables: no ORM unit of work, no objects to track, the task dict built from
+# the row. The rarer transitions below keep the ORM for readability.
 
-def _next_pending(session):
+_tasks, _events, _users = Task.__table__, TaskEvent.__table__, User.__table__
+_param = sa.bindparam
+_not_overdue = sa.or_(_tasks.c.deadline.is_(None), _tasks.c.deadline > _param("now"))
+
+# The FIFO head: highest priority, then oldest. One index range read (ix_tasks_queue).
+_QUEUE_HEAD = (sa.select(_tasks).where(_tasks.c.status == PENDING, _not_overdue)
+               .order_by(_tasks.c.priority.desc(), _tasks.c.created_at, _tasks.c.id)
+               .limit(1).with_for_update(skip_locked=True))
+# Within the head's priority, a task due soon goes first (ix_tasks_due).
+_URGENT_HEAD = (sa.select(_tasks).where(_tasks.c.status == PENDING,
+                                        _tasks.c.priority == _param("priority"),
+                                        _tasks.c.deadline > _param("now"),
+                                        _tasks.c.deadline <= _param("soon"))
+                .order_by(_tasks.c.deadline, _tasks.c.id)
+                .limit(1).with_for_update(skip_locked=True))
+_LOCK_TASK_ROW = sa.select(_tasks).where(_tasks.c.id == _param("task_id")).with_for_update()
+_LOCK_REVIEWER_ROW = (sa.select(_users.c.id, _users.c.role, _users.c.active, _users.c.available)
+                      .where(_users.c.id == _param("reviewer_id")).with_for_update())
+_ASSIGN = (sa.update(_tasks).where(_tasks.c.id == _param("task_id"))
+           .values(status=ASSIGNED, assignee_id=_param("reviewer_id"),
+                   holder_id=_param("reviewer_id"), assigned_at=_param("now"), acked_at=None,
+                   updated_at=_param("now")))
+_FINISH = (sa.update(_tasks).where(_tasks.c.id == _param("task_id"))
+           .values(status=TaskStatus.COMPLETED.value, holder_id=None,
+                   completed_at=_param("now"), outcome=_param("outcome"), note=_param("note"),
+                   updated_at=_param("now")))
+_IDLE_SINCE = (sa.update(_users).where(_users.c.id == _param("reviewer_id"))
+               .values(idle_since=_param("now")))
+_ADD_EVENTS = sa.insert(_events)
+# By primary key only: MariaDB would otherwise find the row through the UNIQUE
+# holder_id index, locking that index entry before the row, the reverse of a
+# completion (row, then the holder_id entry it clears): a deadlock (seen).
+_ACK = (sa.update(_tasks).where(_tasks.c.id == _param("task_id"),
+                                _tasks.c.holder_id == _param("reviewer_id"),
+                                _tasks.c.acked_at.is_(None))
+        .values(acked_at=_param("now"))
+        .with_hint("FORCE INDEX (PRIMARY)", dialect_name="mysql")
+        .with_hint("FORCE INDEX (PRIMARY)", dialect_name="mariadb"))
+
+
+def _task_dict(row, **changes) -> dict:
+    """What Task.to_dict() gives, from a Core row of `tasks` plus the changes
+    just written to it."""
+    task = {**row._mapping, **changes}
+    return {
+        "id": task["id"],
+        "external_id": task["external_id"],
+        "name": task["name"],
+        "payload": task["payload"] if task["payload"] is not None else {},
+        "priority": task["priority"],
+        "status": task["status"],
+        "assignee_id": task["assignee_id"],
+        "created_at": iso(task["created_at"]),
+        "assigned_at": iso(task["assigned_at"]),
+        "completed_at": iso(task["completed_at"]),
+        "deadline": iso(task["deadline"]),
+        "outcome": task["outcome"],
+        "note": task["note"],
+    }
+
+
+def _event(task_id: int, kind: str, now, reviewer_id=None, actor_id=None, detail=None) -> dict:
+    return {"task_id": task_id, "kind": kind, "reviewer_id": reviewer_id,
+            "actor_id": actor_id, "at": now, "detail": detail}
+
+
+def _next_pending_row(session, now):
     """Lock the next pending task in dispatch order, skipping ones others lock.
 
     Order: highest priority; within it, tasks due within URGENT_WINDOW by
-    deadline; then FIFO (created_at, id). Two index range reads, no sort.
+    deadline; then FIFO (created_at, id). Overdue tasks are never handed out
+    (the sweep expires them). Two index range reads, no sort.
     """
-    now = utcnow()
-    # Overdue tasks are never handed out; the sweep expires them.
-    not_overdue = sa.or_(Task.deadline.is_(None), Task.deadline > now)
-    top = session.scalar(sa.select(Task.priority).where(Task.status == PENDING, not_overdue)
-                         .order_by(Task.priority.desc()).limit(1))
-    if top is None:
+    conn = session.connection()  # Core statements skip the ORM's execution path
+    head = conn.execute(_QUEUE_HEAD, {"now": now}).first()
+    if head is None:
         return None
-    urgent = session.scalars(
-        sa.select(Task).where(Task.status == PENDING, Task.priority == top,
-                              Task.deadline > now, Task.deadline <= now + URGENT_WINDOW)
-        .order_by(Task.deadline, Task.id)
-        .limit(1).with_for_update(skip_locked=True).execution_options(**_FRESH)).first()
-    if urgent is not None:
-        return urgent
-    return session.scalars(
-        sa.select(Task).where(Task.status == PENDING, not_overdue)
-        .order_by(Task.priority.desc(), Task.created_at, Task.id)
-        .limit(1).with_for_update(skip_locked=True).execution_options(**_FRESH)).first()
+    urgent = conn.execute(_URGENT_HEAD, {"priority": head.priority, "now": now,
+                                            "soon": now + URGENT_WINDOW}).first()
+    return urgent if urgent is not None else head
 
 
 def _lock_reviewer(session, reviewer_id: int, skip_locked: bool = False):
@@ -165,12 +226,26 @@ def _assign(session, task: Task, reviewer: User, actor_id=None) -> Assigned:
     return Assigned(reviewer.id, task.to_dict())
 
 
-def _claim_for(session, reviewer: User) -> Assigned | None:
-    """Give the (locked, free) reviewer the next pending task, if there is one."""
-    task = _next_pending(session)
-    if task is None:
+def _claim_for(session, reviewer, events: list | None = None) -> Assigned | None:
+    """Give the (locked, free) reviewer the next pending task, if there is one.
+
+    With `events`, the `assigned` event is appended there for the caller to
+    insert with its own; otherwise it is inserted here."""
+    now = utcnow()
+    row = _next_pending_row(session, now)
+    if row is None:
         return None
-    return _assign(session, task, reviewer)
+    conn = session.connection()
+    # The UNIQUE holder_id check happens here, inside the transaction.
+    conn.execute(_ASSIGN, {"task_id": row.id, "reviewer_id": reviewer.id, "now": now})
+    event = _event(row.id, "assigned", now, reviewer_id=reviewer.id)
+    if events is None:
+        conn.execute(_ADD_EVENTS, [event])
+    else:
+        events.append(event)
+    return Assigned(reviewer.id, _task_dict(row, status=ASSIGNED, assignee_id=reviewer.id,
+                                            holder_id=reviewer.id, assigned_at=now,
+                                            acked_at=None))
 
 
 def _return_to_queue(session, task: Task, kind: str, actor_id=None) -> int | None:
@@ -255,8 +330,9 @@ def complete(session, reviewer_id: int, task_id: int, outcome: str | None = None
     the reviewer's, or no longer assigned).
     """
     def work(session):
-        reviewer = _lock_reviewer(session, reviewer_id)
-        task = _lock_task(session, task_id)
+        conn = session.connection()  # Core statements skip the ORM's execution path
+        reviewer = conn.execute(_LOCK_REVIEWER_ROW, {"reviewer_id": reviewer_id}).first()
+        task = conn.execute(_LOCK_TASK_ROW, {"task_id": task_id}).first()
         if task is None:
             raise NotFound(f"task {task_id} does not exist", code="task_not_found")
         if task.status != ASSIGNED or task.holder_id != reviewer_id:
@@ -265,23 +341,21 @@ def complete(session, reviewer_id: int, task_id: int, outcome: str | None = None
                                f"(it is {task.status})", code="task_not_assigned")
             raise Forbidden(f"task {task_id} is not yours", code="not_your_task")
         now = utcnow()
-        task.status = TaskStatus.COMPLETED.value
-        task.holder_id = None
-        task.completed_at = now
-        task.outcome = outcome
-        task.note = note
-        _record(session, task, "completed", reviewer_id=reviewer_id,
-                detail={"outcome": outcome} if outcome else None)
-        reviewer.idle_since = now
-        session.flush()
-        done = task.to_dict()
-        if not _can_work(reviewer):
-            return Outcome({"task": done, "next_task": None}, [Idle(reviewer_id, "paused")])
-        assigned = _claim_for(session, reviewer)
-        if assigned is None:
-            return Outcome({"task": done, "next_task": None},
-                           [Idle(reviewer_id, "queue-empty")])
-        return Outcome({"task": done, "next_task": assigned.task}, [assigned])
+        conn.execute(_FINISH, {"task_id": task_id, "now": now, "outcome": outcome,
+                                  "note": note})
+        done = _task_dict(task, status=TaskStatus.COMPLETED.value, holder_id=None,
+                          completed_at=now, outcome=outcome, note=note)
+        events = [_event(task_id, "completed", now, reviewer_id=reviewer_id,
+                         detail={"outcome": outcome} if outcome else None)]
+        assigned = _claim_for(session, reviewer, events) if _can_work(reviewer) else None
+        conn.execute(_ADD_EVENTS, events)
+        if assigned is not None:
+            return Outcome({"task": done, "next_task": assigned.task}, [assigned])
+        # Free now: the longest idle gets work first. (With a next task the
+        # reviewer is not free, so idle_since waits until it is.)
+        conn.execute(_IDLE_SINCE, {"reviewer_id": reviewer_id, "now": now})
+        reason = "queue-empty" if _can_work(reviewer) else "paused"
+        return Outcome({"task": done, "next_task": None}, [Idle(reviewer_id, reason)])
     return run_write(session, work)
 
 
@@ -514,11 +588,24 @@ def expire_overdue(session, lease_seconds: float, batch: int = 500) -> Outcome:
 def acknowledge(session, reviewer_id: int, task_id: int) -> bool:
     """The reviewer has the task on screen (a socket's ack of `task-assigned`,
     or a REST answer that carried it). True if this was the first word of it."""
-    result = session.execute(
-        sa.update(Task).where(Task.id == task_id, Task.holder_id == reviewer_id,
-                              Task.acked_at.is_(None))
-        .values(acked_at=utcnow()).execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return acknowledge_many(session, [(task_id, reviewer_id)]) == 1
+
+
+def acknowledge_many(session, acks) -> int:
+    """Record several (task_id, reviewer_id) acks in one transaction; an ack
+    counts only while that reviewer still holds the task. Rows are updated one
+    by one in id order, each by primary key, so a batch locks only the rows it
+    marks, in the order every other batch does, and in the order a completion
+    does (row first): a single multi-row UPDATE deadlocked against concurrent
+    completions on MariaDB. Returns how many offers were acknowledged for the
+    first time."""
+    now = utcnow()
+    conn = session.connection()
+    first = 0
+    for task_id, reviewer_id in sorted(set(acks)):
+        first += conn.execute(_ACK, {"task_id": task_id, "reviewer_id": reviewer_id,
+                                        "now": now}).rowcount
+    return first
 
 
 def take_back_unacknowledged(session, timeout_seconds: float, lease_seconds: float) -> Outcome:

@@ -5,11 +5,12 @@ room ``reviewer:<id>``; emitting to the room reaches all of them, through the
 message queue when several processes run.
 """
 import logging
+import threading
 from functools import partial
 
 from . import dispatch
 from .board import broadcaster
-from .database import run_write
+from .database import is_unavailable, run_write
 from .dispatch import Assigned, Idle, Outcome, Revoked
 from .extensions import db, socketio
 from .presence import REVIEWER_NAMESPACE, sockets_of
@@ -52,27 +53,76 @@ def push(outcome: Outcome | list, sid: str | None = None) -> None:
 def _offer(notice: Assigned, only_sid: str | None) -> None:
     """`task-assigned` to each socket of the reviewer (or to one), each asking
     for the Socket.IO ack; the first ack marks the task acknowledged."""
-    if only_sid:
-        sids = [only_sid]
-    else:
-        sids = [s for s, ns in sockets_of(db.session, notice.reviewer_id)
-                if ns == REVIEWER_NAMESPACE]
-        db.session.rollback()  # end the read: nothing may stay open across emits
-    on_ack = partial(_acknowledged, notice.reviewer_id, notice.task["id"])
-    for target in sids:
+    on_ack = partial(acks.add, notice.task["id"], notice.reviewer_id)
+    for target in [only_sid] if only_sid else _reviewer_sockets(notice.reviewer_id):
         socketio.emit("task-assigned", {"task": notice.task}, to=target,
                       namespace=REVIEWER_NAMESPACE, callback=on_ack)
 
 
-def _acknowledged(reviewer_id: int, task_id: int, *_payload) -> None:
-    with _app.app_context():
+def _reviewer_sockets(reviewer_id: int) -> list[str]:
+    """The sids of the reviewer's /reviewer sockets, wherever they are connected.
+
+    Each socket is asked for its own ack, so the offer needs sids, not the
+    room. One process knows them all from its room (sockets join it on
+    connect and leave it on disconnect); with a message queue some may be on
+    other processes, and only the database knows those."""
+    if not _app.extensions["qc_config"].message_queue:
+        return [sid for sid, _ in socketio.server.manager.get_participants(
+            REVIEWER_NAMESPACE, reviewer_room(reviewer_id))]
+    try:
+        return [s for s, ns in sockets_of(db.session, reviewer_id) if ns == REVIEWER_NAMESPACE]
+    finally:
+        db.session.rollback()  # end the read: nothing may stay open across emits
+
+
+class AckRecorder:
+    """Writes the acks of `task-assigned` to the database in batches.
+
+    An ack only has to land before QC_ACK_TIMEOUT (30 s) runs out, so instead
+    of a write transaction per ack, the acks that arrive within `delay`
+    seconds share one. A crash loses at most that much: those offers are taken
+    back by the sweep after the timeout, as if the ack never came."""
+
+    def __init__(self, delay: float = 0.05):
+        self.delay = delay
+        self._waiting = []
+        self._scheduled = False
+        # Only the threading mode needs it; never held across a yield.
+        self._lock = threading.Lock()
+
+    def add(self, task_id: int, reviewer_id: int, *_payload) -> None:
+        with self._lock:
+            self._waiting.append((task_id, reviewer_id))
+            start, self._scheduled = not self._scheduled, True
+        if start:
+            socketio.start_background_task(self._flush_later)
+
+    def _flush_later(self) -> None:
+        socketio.sleep(self.delay)
+        with self._lock:
+            batch, self._waiting, self._scheduled = self._waiting, [], False
+        with _app.app_context():
+            try:
+                failed = self._write(batch)
+                if failed and len(batch) > 1 and not is_unavailable(failed):
+                    # One ack that cannot be written must not cost the others theirs.
+                    for ack in batch:
+                        self._write([ack])
+            finally:
+                db.session.remove()
+
+    @staticmethod
+    def _write(batch) -> Exception | None:
         try:
-            run_write(db.session, dispatch.acknowledge, reviewer_id, task_id)
-        except Exception:
-            # Not fatal: at worst the offer times out and is handed on.
-            log.exception("could not record the ack of task %s", task_id)
-        finally:
-            db.session.remove()
+            run_write(db.session, dispatch.acknowledge_many, batch)
+            return None
+        except Exception as exc:
+            # Not fatal: at worst these offers time out and are handed on.
+            log.exception("could not record %d acks", len(batch))
+            return exc
+
+
+acks = AckRecorder()
 
 
 def push_later(outcome: Outcome | list, sid: str | None = None) -> None:

@@ -184,3 +184,41 @@ def test_the_clock_follows_the_database_not_this_host(app, monkeypatch):
         assert abs((clock.utcnow() - remote).total_seconds()) < 1
     else:
         assert measured == timedelta(0)
+
+
+def test_batched_acks_count_only_for_the_reviewer_still_holding_the_task(app):
+    process("p1", utcnow())
+    alice, bob = reviewer("alice"), reviewer("bob")
+    connect(alice, "s1", "p1")
+    connect(bob, "s2", "p1")
+    tasks({"name": "a", "payload": {}}, {"name": "b", "payload": {}})
+    held = {r.id: dispatch.current_task(db.session, r.id)["id"] for r in (alice, bob)}
+    # Bob's offer went back to the queue before his ack arrived; alice's ack
+    # came twice (two tabs): one write for her, none for the task Bob lost.
+    dispatch.set_availability(db.session, bob.id, False, bob.id, claim=False)
+    dispatch.release(db.session, held[bob.id], None, LEASE)
+    stale = run_write(db.session, dispatch.acknowledge_many,
+                      [(held[alice.id], alice.id), (held[bob.id], bob.id),
+                       (held[alice.id], alice.id)])
+    assert stale == 1
+    acked = dict(db.session.execute(sa.select(Task.id, Task.acked_at)).all())
+    assert acked[held[alice.id]] is not None
+    assert all(at is None for task_id, at in acked.items() if task_id != held[alice.id])
+    assert run_write(db.session, dispatch.acknowledge_many, [(held[alice.id], alice.id)]) == 0
+
+
+def test_completing_hands_over_the_next_task_in_the_same_transaction_as_to_dict_shows_it(app):
+    process("p1", utcnow())
+    alice = reviewer("alice")
+    connect(alice, "s1", "p1")
+    first, second = tasks({"name": "a", "payload": {"k": 1}, "external_id": "x-1"},
+                          {"name": "b", "payload": {}, "priority": 0})
+    assert dispatch.current_task(db.session, alice.id)["id"] == first["id"]
+    result = dispatch.complete(db.session, alice.id, first["id"], "pass", "fine")
+    db.session.expire_all()
+    assert result.value["task"] == db.session.get(Task, first["id"]).to_dict()
+    assert result.value["next_task"] == db.session.get(Task, second["id"]).to_dict()
+    assert result.notices == [dispatch.Assigned(alice.id, result.value["next_task"])]
+    kinds = db.session.scalars(sa.select(dispatch.TaskEvent.kind)
+                               .order_by(dispatch.TaskEvent.id)).all()
+    assert kinds == ["created", "created", "assigned", "completed", "assigned"]
