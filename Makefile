@@ -81,4 +81,4 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/load.py latency --seconds 5
 	$(PY) bench/load.py sockets --sockets 2000
 	$(PY) bench/load.py intake --tasks 20000
-	$(PY) bench/profile.py --seconds 10
+	$(PY) bench/hotspots.py --seconds 10

@@ -25,6 +25,7 @@ elif ASYNC_MODE != "threading":
 
 from qc_live import create_app, socketio  # noqa: E402
 from qc_live.config import ConfigError  # noqa: E402
+from qc_live.listener import listening_socket  # noqa: E402
 
 
 def main() -> int:
@@ -39,13 +40,27 @@ def main() -> int:
     print(f"qc_live listening on http://{config.host}:{config.port} "
           f"({config.async_mode}, {database}, process {app.extensions['qc_runtime'].process_id})",
           flush=True)
-    options = {"log_output": False}
-    if config.async_mode == "threading":
-        options["allow_unsafe_werkzeug"] = True
-    elif config.async_mode == "eventlet":
-        options["max_size"] = config.max_connections  # eventlet's own default: 1024
-    socketio.run(app, host=config.host, port=config.port, **options)
+    serve(app, config)
     return 0
+
+
+def serve(app, config) -> None:
+    """Run the web server of the async mode until the process is stopped."""
+    if config.async_mode == "threading":
+        socketio.run(app, host=config.host, port=config.port, log_output=False,
+                     allow_unsafe_werkzeug=True)
+        return
+    # Not socketio.run: it makes its own listening socket, without TCP_NODELAY.
+    listener = listening_socket(config.host, config.port)
+    if config.async_mode == "eventlet":
+        import eventlet.wsgi
+
+        # max_size: eventlet's own default serves only 1024 connections at once.
+        eventlet.wsgi.server(listener, app, log_output=False, max_size=config.max_connections)
+    else:
+        from gevent import pywsgi
+
+        pywsgi.WSGIServer(listener, app, log=None).serve_forever()
 
 
 if __name__ == "__main__":

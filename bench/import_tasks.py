@@ -13,32 +13,26 @@ its external_id), and for comparison the same rows as one JSON POST /tasks
 (one transaction). Then it profiles dispatch.create_tasks in-process on one
 batch, to show where intake time goes.
 """
+import argparse
+import cProfile
+import csv
+import io
+import json
+import os
+import pstats
+import random
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
-# bench/profile.py (another tool) would shadow the standard library's
-# `profile`, which cProfile imports: keep this folder off the import path.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-
-import argparse  # noqa: E402
-import cProfile  # noqa: E402
-import csv  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import pstats  # noqa: E402
-import random  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-
-import requests  # noqa: E402
-import socketio  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
+import requests
+import socketio
+import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

@@ -304,9 +304,9 @@ def pool_keep() -> None:
     from qc_live import database
     engine_options = database.engine_options
 
-    def options(database_url: str) -> dict:
-        got = engine_options(database_url)
-        if not database_url.startswith("sqlite"):
+    def options(config) -> dict:
+        got = engine_options(config)
+        if not config.is_sqlite:
             got.update(pool_size=40, max_overflow=0)
         return got
 

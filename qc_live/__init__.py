@@ -28,7 +28,7 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=config.secret_key,
         SQLALCHEMY_DATABASE_URI=config.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS=database.engine_options(config.database_url),
+        SQLALCHEMY_ENGINE_OPTIONS=database.engine_options(config),
         MAX_CONTENT_LENGTH=config.max_request_bytes,
     )
     app.json.sort_keys = False

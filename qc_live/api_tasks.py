@@ -75,7 +75,10 @@ def _upload() -> bytes:
 
 def _pause() -> None:
     """Let the event loop serve sockets and other requests for a moment."""
-    socketio.sleep(0)
+    # Not sleep(0): gevent then switches to ready greenlets but polls for I/O
+    # only about once in fifty yields, so sockets and /healthz starved through
+    # a long import (docs/benchmarks.md). A real timeout makes every mode poll.
+    socketio.sleep(0.001)
 
 
 def _after_batch(outcome) -> None:

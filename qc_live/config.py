@@ -57,6 +57,13 @@ class Config:
     max_connections: int = 10_000
     # Tabs and devices of one user, per namespace, across all processes.
     max_sockets_per_user: int = 10
+    # MySQL/MariaDB connections one process keeps open, and how long a request
+    # waits for one when all are busy before it answers 503 "unavailable".
+    # Overflow connections are closed when returned: under load nearly every
+    # checkout would open a new one, so by default there are none.
+    db_pool_size: int = 40
+    db_max_overflow: int = 0
+    db_pool_timeout: float = 10.0
     log_level: str = "INFO"
     extra: dict = field(default_factory=dict)
 
@@ -128,6 +135,10 @@ def from_env(environ=None) -> Config:
         raise ConfigError(f"QC_PASSWORD_HASH_METHOD {hash_method!r} is not usable: {exc}") \
             from None
     origins = tuple(o.strip() for o in env.get("QC_CORS_ORIGINS", "").split(",") if o.strip())
+    pool_size = int(_number(env, "QC_DB_POOL_SIZE", 40, int))
+    if pool_size < 1:
+        # SQLAlchemy reads a pool size of 0 as "no limit".
+        raise ConfigError(f"QC_DB_POOL_SIZE must be at least 1, got {pool_size}")
     return Config(
         host=env.get("HOST", "127.0.0.1"),
         port=int(_number(env, "PORT", 5000, int)),
@@ -152,5 +163,8 @@ def from_env(environ=None) -> Config:
         proxy_hops=int(_number(env, "QC_PROXY_HOPS", 0, int)),
         max_connections=int(_number(env, "QC_MAX_CONNECTIONS", 10_000, int)),
         max_sockets_per_user=int(_number(env, "QC_MAX_SOCKETS_PER_USER", 10, int)),
+        db_pool_size=pool_size,
+        db_max_overflow=int(_number(env, "QC_DB_MAX_OVERFLOW", 0, int)),
+        db_pool_timeout=_number(env, "QC_DB_POOL_TIMEOUT", 10.0),
         log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
     )

@@ -15,6 +15,7 @@ from contextlib import nullcontext
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +38,16 @@ class DatabaseUnavailable(RuntimeError):
     """The database did not answer; the caller should answer 503 and retry later."""
 
 
-def engine_options(database_url: str) -> dict:
-    if database_url.startswith("sqlite"):
+def engine_options(config) -> dict:
+    if config.is_sqlite:
         return {"connect_args": {"timeout": 10}}
     return {
         "isolation_level": "READ COMMITTED",
         "pool_pre_ping": True,
         "pool_recycle": 1800,
-        "pool_size": 10,
-        "max_overflow": 30,
-        "pool_timeout": 10,
+        "pool_size": config.db_pool_size,
+        "max_overflow": config.db_max_overflow,
+        "pool_timeout": config.db_pool_timeout,
         "connect_args": {"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30,
                          "charset": "utf8mb4"},
     }
@@ -86,7 +87,9 @@ def _mysql_code(exc: DBAPIError) -> int | None:
 
 
 def is_unavailable(exc: Exception) -> bool:
-    if isinstance(exc, DatabaseUnavailable):
+    # Every pooled connection busy for pool_timeout: to the client that is the
+    # same as a database that does not answer (503, retry), not a server bug.
+    if isinstance(exc, (DatabaseUnavailable, PoolTimeout)):
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
@@ -121,6 +124,8 @@ def run_write(session, work, *args, attempts: int = 5, **kwargs):
                 except BaseException:
                     session.rollback()
                     raise
+        except PoolTimeout as exc:
+            raise DatabaseUnavailable(f"no free database connection: {exc}") from exc
         except OperationalError as exc:
             if is_unavailable(exc):
                 raise DatabaseUnavailable(str(exc.orig)) from exc

@@ -8,10 +8,10 @@ event loop's poll is not sampled). Writes the raw stacks, a flame graph (SVG),
 and a summary: the share of samples spent in each part of the work loop
 (inclusive), the top functions by own time, and SQL statements per completion.
 
-    .venv/bin/python bench/profile.py                        # qc_live, SQLite, eventlet, 50 reviewers
-    .venv/bin/python bench/profile.py --db mysql --mode gevent
-    .venv/bin/python bench/profile.py --server echo          # the baseline's profile
-    .venv/bin/python bench/profile.py --whatif sockets_local,ack_batch   # a candidate fix
+    .venv/bin/python bench/hotspots.py                       # qc_live, SQLite, eventlet, 50 reviewers
+    .venv/bin/python bench/hotspots.py --db mysql --mode gevent
+    .venv/bin/python bench/hotspots.py --server echo         # the baseline's profile
+    .venv/bin/python bench/hotspots.py --whatif sockets_local,ack_batch  # a candidate fix
 
 Needs py-spy (requirements-dev.txt) and ptrace rights over the server
 (same user; kernel.yama.ptrace_scope <= 1 for a child process).
