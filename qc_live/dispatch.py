@@ -593,11 +593,12 @@ def update_task(session, task_id: int, changes: dict, actor_id: int | None,
 
 
 def sign_out(session, user_id: int, actor_id: int | None, lease_seconds: float,
-             deactivate: bool = False) -> Outcome:
+             grace_seconds: float, deactivate: bool = False) -> Outcome:
     """Log a user out everywhere (logout, a supervisor forcing a reviewer
     offline, or deactivation): every token dies, the user's sockets stop
     counting as presence, and a held task goes back to the queue at once,
-    keeping its place (no grace: this was on purpose).
+    keeping its place (no grace: this was on purpose). The user shows as
+    offline at once too, and coming back it joins the end of the idle line.
     Outcome.value: {"task": the returned task or None, "sockets": [(sid,
     namespace)]} — the caller disconnects those after the commit."""
     def work(session):
@@ -614,7 +615,9 @@ def sign_out(session, user_id: int, actor_id: int | None, lease_seconds: float,
             held = _lock_task(session, held.id)
             _return_to_queue(session, held, "signed_out", actor_id=actor_id)
             notices.append(Revoked(user_id, held.id, "released"))
-        user.offline_since = utcnow()
+        # Offline for a whole grace period already: "online" includes the
+        # grace after a dropped socket (a reload), which a sign-out must not get.
+        user.offline_since = ago(grace_seconds)
         session.flush()
         return Outcome({"task": held.to_dict() if held else None, "sockets": sockets},
                        notices)
