@@ -33,7 +33,10 @@ def _existing_id(task_id: int) -> int:
 @role_required(Role.SUPERVISOR)
 def create_tasks():
     cfg = config()
-    specs = task_specs(json_body(), cfg.max_payload_bytes, cfg.max_tasks_per_request)
+    specs = task_specs(json_body(), cfg.max_payload_bytes, cfg.max_tasks_per_request,
+                       pause=_pause)
+    if len(specs) > importer.BATCH_SIZE:
+        return _create_in_batches(specs, cfg)
     try:
         outcome = dispatch.create_tasks(db.session, specs, current_user.id, cfg.lease_seconds)
     except IntegrityError:
@@ -46,6 +49,22 @@ def create_tasks():
                        code="external_id_conflict") from None
     push(outcome)
     return jsonify({"tasks": outcome.value}), 201
+
+
+def _create_in_batches(specs, cfg):
+    """A long list as the CSV import writes it, one transaction per batch:
+    in one transaction it would keep the event loop (on SQLite, every writer)
+    waiting for longer than a process lease. Every item was checked already,
+    so only a database failure can stop it part-way, and the error says how
+    far it got."""
+    tasks = []
+
+    def after_batch(outcome):
+        tasks.extend(outcome.value)
+        _after_batch(outcome)
+    importer.create_in_batches(db.session, list(enumerate(specs)), current_user.id,
+                               cfg.lease_seconds, after_batch, counted_by="index")
+    return jsonify({"tasks": tasks}), 201
 
 
 @bp.get("/tasks")

@@ -179,8 +179,9 @@ def revoke_sessions(session, user_id: int, actor_id: int | None = None,
                     deactivate: bool = False):
     """Log the user out everywhere: every token dies, a held task returns to
     the queue at once, every socket of theirs is disconnected."""
-    lease = current_app.extensions["qc_config"].lease_seconds
-    outcome = dispatch.sign_out(session, user_id, actor_id, lease, deactivate=deactivate)
+    config = current_app.extensions["qc_config"]
+    outcome = dispatch.sign_out(session, user_id, actor_id, config.lease_seconds,
+                                config.grace_seconds, deactivate=deactivate)
     notify.push(outcome)
     notify.disconnect(outcome.value["sockets"])
     return outcome

@@ -402,25 +402,42 @@ def create_tasks(session, specs: list[TaskSpec], actor_id: int | None,
         existing = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
-            existing.update((t.external_id, t) for t in session.scalars(
+            existing.update((t.external_id, t.to_dict()) for t in session.scalars(
                 sa.select(Task).where(Task.external_id.in_(chunk))))
-        tasks, created = [], []
+        # Core inserts, not ORM objects: intake is mostly the unit of work's
+        # bookkeeping otherwise (docs/benchmarks.md, "Where the time goes").
         now = utcnow()
+        rows, places, new_ids = [], [], {}
         for spec in specs:
-            task = existing.get(spec.external_id) if spec.external_id is not None else None
-            if task is None:
-                task = Task(name=spec.name, payload=spec.payload, priority=spec.priority,
-                            deadline=spec.deadline, external_id=spec.external_id,
-                            status=PENDING, created_at=now, updated_at=now)
-                session.add(task)
-                created.append(task)
-                if spec.external_id is not None:
-                    existing[spec.external_id] = task
-            tasks.append(task)
-        session.flush()
-        for task in created:
-            _record(session, task, "created", actor_id=actor_id)
-        return [t.to_dict() for t in tasks]
+            if spec.external_id in existing:
+                places.append(existing[spec.external_id])
+                continue
+            if spec.external_id in new_ids:  # the same external_id earlier in this list
+                places.append(new_ids[spec.external_id])
+                continue
+            if spec.external_id is not None:
+                new_ids[spec.external_id] = len(rows)
+            places.append(len(rows))
+            rows.append({"name": spec.name, "payload": spec.payload, "priority": spec.priority,
+                         "deadline": spec.deadline, "external_id": spec.external_id,
+                         "status": PENDING, "created_at": now, "updated_at": now})
+        if not rows:
+            return places
+        ids = session.scalars(sa.insert(Task).returning(Task.id, sort_by_parameter_order=True),
+                              rows).all()
+        session.execute(sa.insert(TaskEvent), [
+            {"task_id": task_id, "kind": "created", "reviewer_id": None, "actor_id": actor_id,
+             "at": now, "detail": None} for task_id in ids])
+        # Task.to_dict of the new rows, without building ORM objects for them
+        # (that alone was a fifth of the time); tests compare it with GET /tasks/<id>.
+        created_at = iso(now)
+        created = [{"id": task_id, "external_id": row["external_id"], "name": row["name"],
+                    "payload": row["payload"] if row["payload"] is not None else {},
+                    "priority": row["priority"], "status": PENDING, "assignee_id": None,
+                    "created_at": created_at, "assigned_at": None, "completed_at": None,
+                    "deadline": iso(row["deadline"]), "outcome": None, "note": None}
+                   for task_id, row in zip(ids, rows)]
+        return [created[p] if isinstance(p, int) else p for p in places]
 
     try:
         value = run_write(session, work)
@@ -680,11 +697,12 @@ def update_task(session, task_id: int, changes: dict, actor_id: int | None,
 
 
 def sign_out(session, user_id: int, actor_id: int | None, lease_seconds: float,
-             deactivate: bool = False) -> Outcome:
+             grace_seconds: float, deactivate: bool = False) -> Outcome:
     """Log a user out everywhere (logout, a supervisor forcing a reviewer
     offline, or deactivation): every token dies, the user's sockets stop
     counting as presence, and a held task goes back to the queue at once,
-    keeping its place (no grace: this was on purpose).
+    keeping its place (no grace: this was on purpose). The user shows as
+    offline at once too, and coming back it joins the end of the idle line.
     Outcome.value: {"task": the returned task or None, "sockets": [(sid,
     namespace)]} — the caller disconnects those after the commit."""
     def work(session):
@@ -701,7 +719,9 @@ def sign_out(session, user_id: int, actor_id: int | None, lease_seconds: float,
             held = _lock_task(session, held.id)
             _return_to_queue(session, held, "signed_out", actor_id=actor_id)
             notices.append(Revoked(user_id, held.id, "released"))
-        user.offline_since = utcnow()
+        # Offline for a whole grace period already: "online" includes the
+        # grace after a dropped socket (a reload), which a sign-out must not get.
+        user.offline_since = ago(grace_seconds)
         session.flush()
         return Outcome({"task": held.to_dict() if held else None, "sockets": sockets},
                        notices)

@@ -11,7 +11,8 @@ Batches go through `dispatch.create_tasks` one at a time: each is its own
 transaction (a long import never holds the write lock for long) and its tasks
 go out to free reviewers at once, while the rest of the file is still being
 written. Between batches the caller yields to the event loop so sockets and
-other requests keep being served.
+other requests keep being served. A JSON `POST /tasks` list longer than one
+batch goes through `create_in_batches` too, for the same reason.
 
 The file: UTF-8 (a byte-order mark is fine), comma-separated, a header row
 naming the columns (any order, case and surrounding blanks ignored): `name`
@@ -213,10 +214,13 @@ class ImportInterrupted(QCError):
 
 
 def create_in_batches(session, specs: list[tuple[int, TaskSpec]], actor_id: int,
-                      lease_seconds: float, after_batch, batch_size: int = BATCH_SIZE):
-    """Create the tasks, `batch_size` per transaction, in file order.
+                      lease_seconds: float, after_batch, batch_size: int = BATCH_SIZE,
+                      counted_by: str = "line"):
+    """Create the tasks, `batch_size` per transaction, in input order.
     `after_batch(outcome)` runs after each commit (the server pushes the
-    new assignments and yields there)."""
+    new assignments and yields there). Each spec comes with where it stands
+    in the input: its line in a CSV file (`counted_by="line"`) or its index
+    in a JSON list (`counted_by="index"`), which a failure part-way names."""
     done = Imported()
     seen = set()
     for start in range(0, len(specs), batch_size):
@@ -230,7 +234,8 @@ def create_in_batches(session, specs: list[tuple[int, TaskSpec]], actor_id: int,
                                             lease_seconds)
         except Exception as exc:
             session.rollback()
-            raise _interrupted(exc, done, specs[start - 1][0] if start else None) from exc
+            raise _interrupted(exc, done, specs[start - 1][0] if start else None,
+                               counted_by) from exc
         for task in outcome.value:
             if task["id"] > newest_before and task["id"] not in seen:
                 done.created += 1
@@ -243,14 +248,16 @@ def create_in_batches(session, specs: list[tuple[int, TaskSpec]], actor_id: int,
     return done
 
 
-def _interrupted(exc: Exception, done: Imported, last_line: int | None) -> QCError:
+def _interrupted(exc: Exception, done: Imported, last: int | None,
+                 counted_by: str) -> QCError:
     if isinstance(exc, QCError) and not done.batches:
         return exc
     progress = {"created": done.created, "existing": done.existing,
-                "imported_through_line": last_line}
-    tail = (f"rows up to line {last_line} were imported ({done.created} tasks created), "
-            "the rest was not; send the rest again (rows with an external_id are never "
-            "created twice)" if last_line else "nothing was imported")
+                f"imported_through_{counted_by}": last}
+    items = "rows" if counted_by == "line" else "tasks"
+    tail = (f"{items} up to {counted_by} {last} were imported ({done.created} tasks "
+            f"created), the rest was not; send the rest again ({items} with an external_id "
+            "are never created twice)" if last is not None else "nothing was imported")
     if isinstance(exc, IntegrityError):
         return ImportInterrupted(409, "external_id_conflict",
                                  "an external_id clashes with an existing task's external_id "

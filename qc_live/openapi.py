@@ -277,9 +277,12 @@ PATHS = {
             "Create one task or a list", "a supervisor",
             {"201": _json(_obj({"tasks": {"type": "array", "items": _ref("Task")}},
                                ["tasks"]), "the tasks, in input order")},
-            ("400", "401", "403", "409", "413", "422"),
-            description="All or nothing: one bad row refuses the list (invalid_tasks, with "
-            "`rows`). At most 100,000 tasks.",
+            ("400", "401", "403", "409", "413", "422", "503"),
+            description="Every item is checked first: one bad item refuses the list "
+            "(invalid_tasks, with `rows`). At most 100,000 tasks. Lists of more than 1,000 "
+            "are written in batches of 1,000 (each a transaction, dispatched at once); if "
+            "the database fails part-way the error says how far it got (created, "
+            "imported_through_index).",
             body=_json_body({"oneOf": [_ref("NewTask"), {"type": "array",
                                                          "items": _ref("NewTask")}]}))},
     "/tasks/import": {"post": _op(

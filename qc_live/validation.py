@@ -170,9 +170,10 @@ def task_spec(data, max_payload_bytes: int) -> TaskSpec:
                     external_id=task_external_id(data))
 
 
-def task_specs(data, max_payload_bytes: int, max_count: int) -> list[TaskSpec]:
+def task_specs(data, max_payload_bytes: int, max_count: int, pause=None) -> list[TaskSpec]:
     """One task or a list of them. All or nothing: any bad row refuses the request,
-    and the error lists every bad row with its index."""
+    and the error lists every bad row with its index. `pause` is called every
+    1,000 rows (the server yields to the event loop)."""
     rows = data if isinstance(data, list) else [data]
     if not rows:
         raise BadRequest("no tasks given", code="empty_list")
@@ -180,6 +181,8 @@ def task_specs(data, max_payload_bytes: int, max_count: int) -> list[TaskSpec]:
         raise Invalid(f"at most {max_count} tasks per request", code="too_many")
     specs, problems = [], []
     for index, row in enumerate(rows):
+        if pause is not None and index % 1000 == 999:
+            pause()
         try:
             specs.append(task_spec(row, max_payload_bytes))
         except QCError as error:

@@ -1,5 +1,5 @@
 """Helpers for the REST tests: the error shape, forged tokens, refused sockets,
-and writing to the database underneath a running server."""
+users in a given state, and writing to the database underneath a running server."""
 import re
 import time
 
@@ -88,6 +88,35 @@ def refused_connect(server, token=None, auth=True):
         if reviewer.client.connected:
             reviewer.client.disconnect()
     return reviewer.connect_error
+
+
+def supervisor_token(server, name: str = "sue") -> str:
+    """Create a supervisor and log it in: its access token."""
+    server.create_user(name, role="supervisor")
+    return server.login(name)["access_token"]
+
+
+def is_available(server, user_id: int) -> bool:
+    """The reviewer's pause flag, read from the database."""
+    rows = server.database.query("SELECT available FROM users WHERE id = %s", user_id)
+    return bool(rows[0][0])
+
+
+def put_availability(server, token, **body):
+    return server.request("PUT", "/availability", token, json=body)
+
+
+def two_busy_reviewers(server, connect):
+    """alice and bob online, one task each: (alice, bob, alice's socket, bob's
+    socket, alice's task id, bob's task id)."""
+    alice = server.reviewer("alice")
+    bob = server.reviewer("bob")
+    a_sock = connect(alice["token"])
+    a_sock.next("idle")
+    b_sock = connect(bob["token"])
+    b_sock.next("idle")
+    server.add_tasks({"name": "one"}, {"name": "two"})
+    return alice, bob, a_sock, b_sock, a_sock.task()["id"], b_sock.task()["id"]
 
 
 def execute(database, sql: str, *args) -> None:

@@ -1,6 +1,7 @@
 """One error shape everywhere, the right status, and never a 500 for bad input —
 over REST and in the acks of the /reviewer socket's events."""
-from api_support import assert_error, assert_error_ack, count
+from api_support import (assert_error, assert_error_ack, count, is_available,
+                         supervisor_token, two_busy_reviewers)
 from live import PASSWORD
 
 # Every route that reads a JSON body: (method, path, who may call it).
@@ -150,8 +151,7 @@ def test_external_ids_the_database_calls_equal_never_give_500(server):
 
 def test_wrong_roles_are_403(server):
     alice = server.reviewer("alice")["token"]
-    server.create_user("sue", role="supervisor")
-    sue = server.login("sue")["access_token"]
+    sue = supervisor_token(server)
     task = server.add_tasks({"name": "t"})[0]
     for method, path, body in (("GET", "/users", None), ("POST", "/tasks", {"name": "t"}),
                                ("POST", "/assign_task", {"task_id": task["id"]}),
@@ -170,14 +170,7 @@ def test_wrong_roles_are_403(server):
 # --- socket acks -------------------------------------------------------------------
 
 def test_task_complete_refusals_ack_with_the_rest_codes(server, connect):
-    alice = server.reviewer("alice")
-    bob = server.reviewer("bob")
-    a_sock = connect(alice["token"])
-    a_sock.next("idle")
-    b_sock = connect(bob["token"])
-    b_sock.next("idle")
-    server.add_tasks({"name": "one"}, {"name": "two"})
-    a_task, b_task = a_sock.task()["id"], b_sock.task()["id"]
+    _, bob, a_sock, _, a_task, b_task = two_busy_reviewers(server, connect)
 
     refusals = [
         ({}, "missing_field"),
@@ -212,14 +205,7 @@ def test_task_complete_refusals_ack_with_the_rest_codes(server, connect):
 def test_rest_and_socket_refusals_use_the_same_codes(server, connect):
     """The socket's codes are the REST codes for the same mistake (and REST
     gives them the status the contract names)."""
-    alice = server.reviewer("alice")
-    bob = server.reviewer("bob")
-    a_sock = connect(alice["token"])
-    a_sock.next("idle")
-    b_sock = connect(bob["token"])
-    b_sock.next("idle")
-    server.add_tasks({"name": "one"}, {"name": "two"})
-    a_task, b_task = a_sock.task()["id"], b_sock.task()["id"]
+    alice, _, a_sock, _, a_task, b_task = two_busy_reviewers(server, connect)
     done = server.add_tasks({"name": "done"})[0]
 
     mistakes = [({}, 400), ({"task_id": a_task, "outcome": "maybe"}, 422),
@@ -246,7 +232,6 @@ def test_set_availability_refusals_ack_with_an_error(server, connect):
                        ({"available": "yes"}, "wrong_type"), ({"availability": 1}, None),
                        ("yes", None), (None, None)):
         assert_error_ack(sock.call("set-availability", data), code)
-    assert server.database.query("SELECT available FROM users WHERE id = %s",
-                                 alice["id"])[0][0]
+    assert is_available(server, alice["id"])
     assert sock.call("set-availability", {"available": False}) == {"ok": True,
                                                                   "available": False}

@@ -1,21 +1,8 @@
 """The original portal's REST API: availability, my task, complete, assign,
 release, health — and what each of them pushes to the reviewer's sockets."""
-from api_support import TASK_FIELDS, assert_error, execute
+from api_support import (TASK_FIELDS, assert_error, execute, is_available, put_availability,
+                         supervisor_token, two_busy_reviewers)
 from live import Reviewer
-
-
-def _supervisor(server, name="sue") -> str:
-    server.create_user(name, role="supervisor")
-    return server.login(name)["access_token"]
-
-
-def _available(server, user_id: int) -> bool:
-    rows = server.database.query("SELECT available FROM users WHERE id = %s", user_id)
-    return bool(rows[0][0])
-
-
-def _put_availability(server, token, **body):
-    return server.request("PUT", "/availability", token, json=body)
 
 
 # --- PUT /availability ------------------------------------------------------------
@@ -25,18 +12,18 @@ def test_reviewer_pauses_and_resumes_itself_with_0_1_or_booleans(server, connect
     sock = connect(alice["token"])
     assert sock.next("idle") == {"reason": "queue-empty"}
     for value, expected in ((0, 0), (1, 1), (False, 0), (True, 1), (0, 0)):
-        response = _put_availability(server, alice["token"], availability=value)
+        response = put_availability(server, alice["token"], availability=value)
         assert response.status_code == 200, (value, response.text)
         body = response.json()
         assert isinstance(body["message"], str) and body["message"]
         assert body["availability"] == expected and type(body["availability"]) is int
-        assert _available(server, alice["id"]) is bool(expected)
+        assert is_available(server, alice["id"]) is bool(expected)
     assert sock.next("idle") == {"reason": "paused"}
 
     # Paused: a new task waits. Resuming over REST claims it and pushes it.
     task = server.add_tasks({"name": "waiting"})[0]
     assert server.task(task["id"])["status"] == "pending"
-    response = _put_availability(server, alice["token"], availability=1, user_id=alice["id"])
+    response = put_availability(server, alice["token"], availability=1, user_id=alice["id"])
     assert response.status_code == 200, response.text
     assert response.json()["availability"] == 1
     assert sock.task()["id"] == task["id"]
@@ -46,31 +33,31 @@ def test_reviewer_pauses_and_resumes_itself_with_0_1_or_booleans(server, connect
 def test_supervisor_sets_any_reviewers_availability_reviewers_only_their_own(server):
     alice = server.reviewer("alice")
     bob = server.reviewer("bob")
-    sue = _supervisor(server)
+    sue = supervisor_token(server)
 
-    response = _put_availability(server, sue, availability=0, user_id=alice["id"])
+    response = put_availability(server, sue, availability=0, user_id=alice["id"])
     assert response.status_code == 200, response.text
     assert response.json()["availability"] == 0 and isinstance(response.json()["message"], str)
-    assert not _available(server, alice["id"])
-    response = _put_availability(server, server.admin_token, availability=True,
+    assert not is_available(server, alice["id"])
+    response = put_availability(server, server.admin_token, availability=True,
                                  user_id=alice["id"])
     assert response.status_code == 200 and response.json()["availability"] == 1
-    assert _available(server, alice["id"])
+    assert is_available(server, alice["id"])
 
-    assert_error(_put_availability(server, bob["token"], availability=0, user_id=alice["id"]),
+    assert_error(put_availability(server, bob["token"], availability=0, user_id=alice["id"]),
                  403)
-    assert _available(server, alice["id"])
-    assert_error(_put_availability(server, sue, availability=0, user_id=999999), 404)
+    assert is_available(server, alice["id"])
+    assert_error(put_availability(server, sue, availability=0, user_id=999999), 404)
     # A supervisor has no availability of its own.
-    assert_error(_put_availability(server, sue, availability=0), {400, 403, 422})
+    assert_error(put_availability(server, sue, availability=0), {400, 403, 422})
     sue_id = server.login("sue")["user"]["id"]
-    assert_error(_put_availability(server, server.admin_token, availability=0, user_id=sue_id),
+    assert_error(put_availability(server, server.admin_token, availability=0, user_id=sue_id),
                  {400, 403, 422})
 
 
 def test_bad_availability_values_are_refused_and_change_nothing(server):
     alice = server.reviewer("alice")
-    sue = _supervisor(server)
+    sue = supervisor_token(server)
     cases = [
         ({"availability": 2}, 422),
         ({"availability": -1}, 422),
@@ -92,7 +79,7 @@ def test_bad_availability_values_are_refused_and_change_nothing(server):
             assert response.status_code == status, (body, response.text)
             assert_error(response, status)
     assert_error(server.request("PUT", "/availability", alice["token"], json=[0]), 400)
-    assert _available(server, alice["id"])
+    assert is_available(server, alice["id"])
 
 
 # --- GET /me/task ------------------------------------------------------------------
@@ -113,7 +100,7 @@ def test_me_task_shows_the_held_task_or_null(server, connect):
     sock.next("idle")
     assert server.request("GET", "/me/task", alice["token"], expect=200).json() == {"task": None}
     # Supervisors hold no tasks.
-    assert_error(server.request("GET", "/me/task", _supervisor(server)), 403)
+    assert_error(server.request("GET", "/me/task", supervisor_token(server)), 403)
 
 
 # --- POST /complete_task -----------------------------------------------------------
@@ -153,14 +140,7 @@ def test_complete_task_answers_the_next_task_and_pushes_it_to_every_tab(server, 
 
 
 def test_complete_task_refusals(server, connect):
-    alice = server.reviewer("alice")
-    bob = server.reviewer("bob")
-    a_sock = connect(alice["token"])
-    a_sock.next("idle")
-    b_sock = connect(bob["token"])
-    b_sock.next("idle")
-    server.add_tasks({"name": "one"}, {"name": "two"})
-    a_task, b_task = a_sock.task()["id"], b_sock.task()["id"]
+    alice, bob, _, _, a_task, b_task = two_busy_reviewers(server, connect)
 
     def complete(body, token=alice["token"]):
         return server.request("POST", "/complete_task", token, json=body)
@@ -174,7 +154,7 @@ def test_complete_task_refusals(server, connect):
     assert_error(complete({"task_id": a_task, "outcome": 1}), 400)
     assert_error(complete({"task_id": a_task, "note": 5}), 400)
     assert_error(complete({"task_id": a_task, "grade": "A"}), 400)
-    assert_error(complete({"task_id": a_task}, _supervisor(server)), 403)
+    assert_error(complete({"task_id": a_task}, supervisor_token(server)), 403)
     # None of that changed anything.
     assert server.task(a_task)["status"] == "assigned"
     assert server.task(b_task)["assignee_id"] == bob["id"]
@@ -214,7 +194,7 @@ def test_assign_task_goes_to_the_longest_idle_free_reviewer(start_server):
                           QC_HEARTBEAT_SECONDS="300")
     alice = server.reviewer("alice")
     bob = server.reviewer("bob")
-    sue = _supervisor(server)
+    sue = supervisor_token(server)
     sockets = []
     try:
         # Bob comes online first, so he has been idle longer although his id is higher.
@@ -247,7 +227,7 @@ def test_assign_task_goes_to_the_longest_idle_free_reviewer(start_server):
 
 
 def test_assign_task_leaves_the_task_pending_when_nobody_is_free(server, connect):
-    sue = _supervisor(server)
+    sue = supervisor_token(server)
     nobody = server.add_tasks({"name": "nobody online"})[0]
     response = server.request("POST", "/assign_task", sue, expect=200,
                               json={"task_id": nobody["id"]})
@@ -267,7 +247,7 @@ def test_assign_task_leaves_the_task_pending_when_nobody_is_free(server, connect
 
 
 def test_assign_task_refusals(server, connect):
-    sue = _supervisor(server)
+    sue = supervisor_token(server)
     alice = server.reviewer("alice")
     sock = connect(alice["token"])
     sock.next("idle")
@@ -299,7 +279,7 @@ def test_release_revokes_the_task_from_its_holder(server, connect):
     tab1, tab2 = connect(alice["token"]), connect(alice["token"])
     task = server.add_tasks({"name": "t", "priority": 4})[0]
     assert tab1.task()["id"] == task["id"]
-    sue = _supervisor(server)
+    sue = supervisor_token(server)
 
     response = server.request("POST", f"/tasks/{task['id']}/release", sue, expect=200)
     released = response.json()
@@ -313,7 +293,7 @@ def test_release_revokes_the_task_from_its_holder(server, connect):
 
 def test_release_refusals(server, connect):
     alice = server.reviewer("alice")
-    sue = _supervisor(server)
+    sue = supervisor_token(server)
     pending = server.add_tasks({"name": "nobody online"})[0]
     assert_error(server.request("POST", f"/tasks/{pending['id']}/release", sue), 409)
     assert_error(server.request("POST", "/tasks/999999/release", sue), 404)

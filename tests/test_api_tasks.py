@@ -1,8 +1,12 @@
-"""POST /tasks (one or a list, idempotent on external_id, all or nothing) and
-GET /tasks/<id> for supervisors and reviewers."""
+"""POST /tasks (one or a list, idempotent on external_id, all or nothing; long
+lists written in batches) and GET /tasks/<id> for supervisors and reviewers."""
+import threading
 from datetime import datetime, timezone
 
+import requests
+
 from api_support import TASK_FIELDS, assert_error, count
+from live import wait_until
 
 
 def _post(server, body, token=None):
@@ -85,6 +89,86 @@ def test_external_ids_differing_in_case_accents_or_blanks_are_different_tasks(se
     assert [t["external_id"] for t in again] == ids
     assert [t["name"] for t in again] == [f"#{number}" for number in range(len(ids))]
     assert count(server.database, "tasks") == len(ids)
+
+
+def test_a_long_list_is_written_in_batches_while_the_server_keeps_answering(server):
+    """Ten batches of 1,000. Once the first is in the database, a health check
+    and a one-task POST from someone else are answered before the long list,
+    and that task lands between its batches, not after them."""
+    total = 10_000
+    body = [{"name": f"bulk {n}", "payload": {"n": n}} for n in range(total)]
+    headers = {"Authorization": f"Bearer {server.admin_token}"}
+    answered, big = [], {}
+
+    def post_the_long_list():
+        big["response"] = requests.post(server.url + "/tasks", json=body, headers=headers,
+                                        timeout=600)
+        answered.append("long list")
+    poster = threading.Thread(target=post_the_long_list)
+    poster.start()
+    try:
+        seen = wait_until(lambda: count(server.database, "tasks"), timeout=300,
+                          what="the first batch of the long list")
+        assert seen < total, "the whole list appeared at once: one transaction, no batches"
+        health = requests.get(server.url + "/healthz", timeout=300)
+        probe = requests.post(server.url + "/tasks", json={"name": "probe"}, headers=headers,
+                              timeout=300)
+        answered.append("probes")
+    finally:
+        poster.join(600)
+    assert answered == ["probes", "long list"]
+    assert health.status_code == 200, health.text
+    assert probe.status_code == 201, probe.text
+    assert big["response"].status_code == 201, big["response"].text
+    tasks = big["response"].json()["tasks"]
+    assert [t["name"] for t in tasks] == [f"bulk {n}" for n in range(total)]
+    assert tasks[0]["id"] < probe.json()["tasks"][0]["id"] < tasks[-1]["id"]
+    assert count(server.database, "tasks") == total + 1
+
+
+def test_a_long_list_keeps_input_order_and_external_ids_across_batches(server):
+    old = server.add_tasks({"name": "from before", "external_id": "old"})[0]
+    items = [{"name": f"t{n}", "priority": n % 3, "external_id": f"e{n}"} if n % 7 else
+             {"name": f"t{n}"} for n in range(2600)]
+    repeats = {10: 3, 20: 3,  # in the same batch
+               1000: 999,  # the first of the second batch, the last of the first
+               1500: 5, 2500: 1401, 2501: 1401}  # across batches
+    for at, first in repeats.items():
+        items[at] = {"name": f"repeat of t{first}", "external_id": f"e{first}"}
+    items[2000] = {"name": "repeat of the older one", "external_id": "old"}
+
+    response = _post(server, items)
+    assert response.status_code == 201, response.text
+    tasks = response.json()["tasks"]
+    assert len(tasks) == len(items)
+    assert all(set(t) == TASK_FIELDS for t in tasks)
+    # Each item's own task, or the one created earlier for its external_id.
+    original = {n: repeats.get(n, n) for n in range(len(items))}
+    for n, task in enumerate(tasks):
+        if n == 2000:
+            assert task["id"] == old["id"] and task["name"] == "from before"
+            continue
+        assert task["id"] == tasks[original[n]]["id"], n
+        assert (task["name"], task["external_id"]) == \
+            (f"t{original[n]}", items[original[n]].get("external_id")), n
+    new = {t["id"] for t in tasks} - {old["id"]}
+    assert len(new) == len(items) - len(repeats) - 1
+    assert count(server.database, "tasks") == len(new) + 1
+    assert server.database.query("SELECT COUNT(*) FROM task_events WHERE kind = %s",
+                                 "created")[0][0] == len(new) + 1
+    for n in (0, 999, 1000, 1001, 2599):
+        assert server.task(tasks[n]["id"]) == tasks[n]
+
+    # The same list again gives the same tasks for every external_id, and new
+    # ones only for the items without one.
+    again = _post(server, items)
+    assert again.status_code == 201, again.text
+    again = again.json()["tasks"]
+    keyed = [n for n, item in enumerate(items) if "external_id" in item]
+    assert [again[n]["id"] for n in keyed] == [tasks[n]["id"] for n in keyed]
+    unkeyed = [n for n, item in enumerate(items) if "external_id" not in item]
+    assert not {again[n]["id"] for n in unkeyed} & {t["id"] for t in tasks}
+    assert count(server.database, "tasks") == len(new) + 1 + len(unkeyed)
 
 
 def test_bad_tasks_are_refused_with_400_or_422_and_nothing_is_created(server):

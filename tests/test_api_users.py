@@ -170,3 +170,33 @@ def test_users_list_keeps_a_reviewer_online_through_the_grace_period(start_serve
         assert _users(server)["alice"]["online"] is True
     finally:
         sock.disconnect()
+
+
+def test_a_signed_out_user_is_offline_at_once_where_a_dropped_socket_gets_its_grace(
+        start_server):
+    # Long grace: anything still "online" below is because of it.
+    server = start_server(QC_GRACE_SECONDS="60")
+    names = ("alice", "bob", "carol", "dave")
+    users = {name: server.reviewer(name) for name in names}
+    sockets = [Reviewer(server, users[name]["token"]).connect() for name in names]
+    try:
+        for sock in sockets:
+            sock.next("idle")
+        sockets[3].disconnect()  # dave's socket drops: a reload, not a logout
+        wait_until(lambda: count(server.database, "connections") == 3, timeout=10,
+                   what="dave's disconnect recorded")
+        server.request("POST", "/logout", users["alice"]["token"], expect=200)
+        server.request("POST", f"/users/{users['bob']['id']}/sign-out", server.admin_token,
+                       expect=200)
+        server.request("DELETE", f"/users/{users['carol']['id']}", server.admin_token,
+                       expect=204)
+
+        listed = _users(server)
+        assert {name: listed[name]["online"] for name in names} == \
+            {"alice": False, "bob": False, "carol": False, "dave": True}
+        board = server.request("GET", "/board", server.admin_token, expect=200).json()
+        on_board = {row["username"]: row["online"] for row in board["reviewers"]}
+        assert on_board == {"alice": False, "bob": False, "dave": True}  # carol is inactive
+    finally:
+        for sock in sockets:
+            sock.disconnect()

@@ -153,7 +153,7 @@ def machine_for(app):
         @rule(who=st.integers(0, REVIEWERS - 1))
         def signs_out(self, who):
             rid = self.reviewers[who]
-            dispatch.sign_out(db.session, rid, None, LEASE)
+            dispatch.sign_out(db.session, rid, None, LEASE, GRACE)
             self.sockets = {sid: r for sid, r in self.sockets.items() if r != rid}
 
         @rule()

@@ -199,3 +199,27 @@ def test_a_failure_part_way_says_how_far_the_import_got(app, monkeypatch):
         assert f"line {done + 1}" in raised.value.message
         assert db.session.scalar(tasks) - before == done
 
+
+
+def test_a_long_json_list_failing_part_way_names_the_last_index_written(app, monkeypatch):
+    """POST /tasks sends lists over 1,000 through the same batches; its error
+    counts items by their index in the list, not by file lines."""
+    from qc_live import dispatch, importer
+    from qc_live.dispatch import TaskSpec
+    from qc_live.extensions import db
+    real, calls = dispatch.create_tasks, []
+
+    def flaky(session, specs, actor_id, lease_seconds):
+        calls.append(len(specs))
+        if len(calls) == 3:
+            raise OperationalError("INSERT", {}, Exception(2013, "Lost connection"))
+        return real(session, specs, actor_id, lease_seconds)
+    monkeypatch.setattr(dispatch, "create_tasks", flaky)
+    specs = [TaskSpec(name=f"t{n}", payload={}) for n in range(2500)]
+    with pytest.raises(importer.ImportInterrupted) as raised:
+        importer.create_in_batches(db.session, list(enumerate(specs)), None, 15,
+                                   lambda outcome: None, counted_by="index")
+    assert raised.value.extra == {"created": 2000, "existing": 0,
+                                  "imported_through_index": 1999}
+    assert (raised.value.status, raised.value.code) == (503, "unavailable")
+    assert "tasks up to index 1999" in raised.value.message
