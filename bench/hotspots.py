@@ -150,7 +150,8 @@ async def main_async(args) -> int:
                 await api.sql_stats()  # reset
                 done0 = sum(counter)
                 common = ["--pid", str(server.process.pid), "--duration", str(int(args.seconds)),
-                          "--rate", str(args.rate), "--nonblocking", "--full-filenames"]
+                          "--rate", str(args.rate), "--nonblocking", "--full-filenames",
+                          *(["--idle"] if args.idle else [])]
                 proc = await asyncio.create_subprocess_exec(
                     pyspy, "record", "--format", "raw", "-o", str(raw), *common,
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
@@ -233,6 +234,8 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=20000, help="tasks queued first")
     parser.add_argument("--whatif", default="", help="candidate fixes (bench/whatif.py)")
     parser.add_argument("--nodelay", action="store_true", help="TCP_NODELAY (bench/nodelay.py)")
+    parser.add_argument("--idle", action="store_true",
+                        help="sample waiting threads too (where the server waits, not only works)")
     parser.add_argument("--no-svg", dest="svg", action="store_false")
     parser.add_argument("--out", help="file stem under bench/results/")
     args = parser.parse_args()
