@@ -6,8 +6,9 @@ from sqlalchemy.exc import IntegrityError
 
 from . import dispatch, importer
 from .auth import role_required
+from .database import yield_to_loop
 from .errors import BadRequest, Conflict, NotFound, UnsupportedMediaType
-from .extensions import db, socketio
+from .extensions import db
 from .history import task_events
 from .listing import list_tasks
 from .models import Role
@@ -34,7 +35,7 @@ def _existing_id(task_id: int) -> int:
 def create_tasks():
     cfg = config()
     specs = task_specs(json_body(), cfg.max_payload_bytes, cfg.max_tasks_per_request,
-                       pause=_pause)
+                       pause=yield_to_loop)
     if len(specs) > importer.BATCH_SIZE:
         return _create_in_batches(specs, cfg)
     try:
@@ -92,17 +93,9 @@ def _upload() -> bytes:
                                "field, or a text/csv body (JSON goes to POST /tasks)")
 
 
-def _pause() -> None:
-    """Let the event loop serve sockets and other requests for a moment."""
-    # Not sleep(0): gevent then switches to ready greenlets but polls for I/O
-    # only about once in fifty yields, so sockets and /healthz starved through
-    # a long import (docs/benchmarks.md). A real timeout makes every mode poll.
-    socketio.sleep(0.001)
-
-
 def _after_batch(outcome) -> None:
     push(outcome)
-    _pause()
+    yield_to_loop()
 
 
 @bp.post("/tasks/import")
@@ -113,7 +106,7 @@ def import_tasks():
     request.max_content_length = cfg.max_import_bytes
     skip_invalid = query_flag(query_params(request.args, {"skip_invalid"}), "skip_invalid")
     parsed = importer.parse(importer.decode(_upload()), cfg.max_payload_bytes,
-                            cfg.max_tasks_per_request, pause=_pause)
+                            cfg.max_tasks_per_request, pause=yield_to_loop)
     if parsed.problems and not skip_invalid:
         raise parsed.refusal()
     done = importer.create_in_batches(db.session, parsed.specs, current_user.id,

@@ -29,8 +29,9 @@ _RETRY_CODES = {1213, 1205}
 _UNAVAILABLE_CODES = {2003, 2006, 2013, 2014, 2055, 1927, 1053}
 
 
-# How to wait between retries; create_app sets it to socketio.sleep so the
-# wait yields to the event loop in every async mode.
+# How to wait between retries, and between the transactions of a long job
+# (`yield_to_loop`); create_app sets it to socketio.sleep so the wait yields
+# to the event loop in every async mode.
 backoff_sleep = None
 
 
@@ -136,6 +137,15 @@ def run_write(session, work, *args, attempts: int = 5, **kwargs):
             log.info("write transaction retried after %s (attempt %d)", exc.orig, attempt)
             if backoff_sleep is not None:
                 backoff_sleep(random.uniform(0.005, 0.02) * attempt)
+
+
+def yield_to_loop() -> None:
+    """Let the event loop serve sockets, acks and the heartbeat for a moment,
+    in the middle of a long job. Never inside a write transaction (see above)."""
+    if backoff_sleep is not None:
+        # Positive: gevent's sleep(0) switches greenlets without polling I/O,
+        # so sockets would still not be served.
+        backoff_sleep(0.001)
 
 
 def database_utc(session):

@@ -10,13 +10,17 @@ from functools import partial
 
 from . import dispatch
 from .board import broadcaster
-from .database import is_unavailable, run_write
+from .database import is_unavailable, run_write, yield_to_loop
 from .dispatch import Assigned, Idle, Outcome, Revoked
 from .extensions import db, socketio
 from .presence import REVIEWER_NAMESPACE, sockets_of
 
 log = logging.getLogger(__name__)
 _app = None
+
+# A push of a large dispatch (an import handed to thousands of reviewers) lets
+# the event loop run after this many notices, so other sockets are not starved.
+PUSH_SLICE = 200
 
 
 def init_app(app) -> None:
@@ -33,11 +37,14 @@ def push(outcome: Outcome | list, sid: str | None = None) -> None:
 
     With `sid` (a socket that just connected), what only restates the
     reviewer's state (`idle`, a resent task) goes to that socket alone: the
-    other tabs already show it.
+    other tabs already show it. Every PUSH_SLICE notices it yields to the
+    event loop, so call it after the commit, never inside a transaction.
     """
     broadcaster.changed()
     notices = outcome.notices if isinstance(outcome, Outcome) else outcome
-    for notice in notices:
+    for count, notice in enumerate(notices):
+        if count and count % PUSH_SLICE == 0:
+            yield_to_loop()
         restates = isinstance(notice, Idle) or getattr(notice, "resent", False)
         room = sid if sid and restates else reviewer_room(notice.reviewer_id)
         if isinstance(notice, Assigned):

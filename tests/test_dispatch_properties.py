@@ -6,6 +6,9 @@ Invariants checked after every step:
 - a reviewer holds at most one task;
 - no task is pending while a free online reviewer exists (dispatch is eager);
 - completed tasks never change; tasks never vanish.
+And whenever new tasks are dispatched, they go out in dispatch order (priority,
+urgent deadlines within it, then FIFO) to the longest-idle reviewers first.
+dispatch_pending runs in batches of 2 here, so a dispatch spans several.
 """
 import itertools
 from datetime import timedelta
@@ -19,13 +22,23 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 from qc_live import dispatch, presence
 from qc_live.clock import utcnow
 from qc_live.database import run_write
-from qc_live.dispatch import TaskSpec
+from qc_live.dispatch import URGENT_WINDOW, Assigned, TaskSpec
 from qc_live.errors import QCError
 from qc_live.extensions import db
 from qc_live.models import Connection, Role, ServerProcess, Task, TaskEvent, User
 
 LEASE, GRACE = 15, 30
 REVIEWERS = 3
+dispatch_pending = dispatch.dispatch_pending  # the real one, before the test wraps it
+# New tasks: (priority, due in minutes or None); 10 and 20 are within URGENT_WINDOW.
+TASK_KINDS = st.lists(st.tuples(st.integers(0, 2), st.sampled_from([None, 10, 20, 120])),
+                      min_size=1, max_size=6)
+
+
+def dispatch_order(task, now):
+    """The queue's order, as the README states it."""
+    urgent = task.deadline is not None and now < task.deadline <= now + URGENT_WINDOW
+    return (-task.priority, not urgent, task.deadline if urgent else task.created_at, task.id)
 
 
 def machine_for(app):
@@ -61,11 +74,11 @@ def machine_for(app):
                                              .where(Task.holder_id.is_not(None))))
 
         # --- a floor at work, then what people and time do -------------------
-        @initialize(tasks=st.integers(2, 6), online=st.integers(1, REVIEWERS))
-        def open_the_floor(self, tasks, online):
-            self.create(tasks, 0)
+        @initialize(kinds=TASK_KINDS, online=st.integers(1, REVIEWERS))
+        def open_the_floor(self, kinds, online):
             for who in range(online):
                 self.connect(who)
+            self.create(kinds)
 
         @rule(who=st.integers(0, REVIEWERS - 1))
         def connect(self, who):
@@ -106,12 +119,14 @@ def machine_for(app):
             online = presence.is_online(db.session, rid, LEASE)
             dispatch.set_availability(db.session, rid, available, rid, claim=online)
 
-        @rule(n=st.integers(1, 4), priority=st.integers(0, 2))
-        def create(self, n, priority):
-            specs = [TaskSpec(name=f"t{self.task_count + i}", payload={}, priority=priority)
-                     for i in range(n)]
+        @rule(kinds=TASK_KINDS)
+        def create(self, kinds):
+            now = utcnow()
+            specs = [TaskSpec(name=f"t{self.task_count + i}", payload={}, priority=priority,
+                              deadline=now + timedelta(minutes=due_in) if due_in else None)
+                     for i, (priority, due_in) in enumerate(kinds)]
             dispatch.create_tasks(db.session, specs, None, LEASE)
-            self.task_count += n
+            self.task_count += len(specs)
 
         @rule(task=st.integers(1, 12))
         def release(self, task):
@@ -204,7 +219,27 @@ def machine_for(app):
     return Floor
 
 
-def test_random_interleavings_keep_the_dispatch_invariants(app):
+def checked_dispatch_pending(session, lease_seconds, batch=None):
+    """dispatch_pending, checked each time the other transitions call it: the
+    first pending tasks in dispatch order went to the longest-idle free reviewers."""
+    free_before = dispatch._free_reviewer_ids(session, lease_seconds, limit=REVIEWERS)
+    outcome = dispatch_pending(session, lease_seconds, batch)
+    handed = [x for x in outcome.notices if isinstance(x, Assigned)]
+    session.rollback()
+    now = utcnow()
+    assert [x.reviewer_id for x in handed] == free_before[:len(handed)]
+    keys = [dispatch_order(session.get(Task, x.task["id"]), now) for x in handed]
+    assert keys == sorted(keys), "handed out in dispatch order"
+    if keys:
+        pending = session.scalars(sa.select(Task).where(Task.status == "pending"))
+        assert all(dispatch_order(t, now) > keys[-1] for t in pending), \
+            "a pending task was ahead of one handed out"
+    return outcome
+
+
+def test_random_interleavings_keep_the_dispatch_invariants(app, monkeypatch):
+    monkeypatch.setattr(dispatch, "DISPATCH_BATCH", 2)
+    monkeypatch.setattr(dispatch, "dispatch_pending", checked_dispatch_pending)
     run_state_machine_as_test(
         machine_for(app),
         settings=settings(max_examples=50, stateful_step_count=25, deadline=None,
