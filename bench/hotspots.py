@@ -11,7 +11,7 @@ and a summary: the share of samples spent in each part of the work loop
     .venv/bin/python bench/hotspots.py                       # qc_live, SQLite, eventlet, 50 reviewers
     .venv/bin/python bench/hotspots.py --db mysql --mode gevent
     .venv/bin/python bench/hotspots.py --server echo         # the baseline's profile
-    .venv/bin/python bench/hotspots.py --whatif sockets_local,ack_batch  # a candidate fix
+    .venv/bin/python bench/hotspots.py --whatif name,name     # candidate fixes (bench/whatif.py)
 
 Needs py-spy (requirements-dev.txt) and ptrace rights over the server
 (same user; kernel.yama.ptrace_scope <= 1 for a child process).
@@ -233,7 +233,9 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--pool", type=int, default=20000, help="tasks queued first")
     parser.add_argument("--whatif", default="", help="candidate fixes (bench/whatif.py)")
-    parser.add_argument("--nodelay", action="store_true", help="TCP_NODELAY (bench/nodelay.py)")
+    parser.add_argument("--nodelay", action="store_true",
+                        help="TCP_NODELAY for the echo server (bench/nodelay.py); qc_live sets it "
+                             "itself")
     parser.add_argument("--idle", action="store_true",
                         help="sample waiting threads too (where the server waits, not only works)")
     parser.add_argument("--no-svg", dest="svg", action="store_false")

@@ -15,9 +15,10 @@ baseline:
     .venv/bin/python bench/load.py all       # the three, one after the other
 
 Common options: --modes eventlet,gevent  --dbs sqlite,mysql  --json PATH
---whatif ";core_complete,ack_batch" (qc_live variants with the candidate fixes
-of bench/whatif.py, side by side with qc_live as it is); latency also takes
---tcp nodelay,shipped (TCP_NODELAY set on both servers, or run.py as it is).
+--whatif ";name,name" (qc_live variants with the candidate fixes of
+bench/whatif.py, side by side with qc_live as it is); latency also takes
+--tcp nodelay,nagle (the echo server with TCP_NODELAY, as qc_live sets it
+since 00cc71c, or without it, as eventlet and gevent serve by default).
 `--help` after a command lists its own. Results: a Markdown table on stdout,
 a JSON file and the servers' logs under bench/results/. Method and results:
 docs/benchmarks.md.
@@ -142,7 +143,7 @@ class Server:
         self.workdir = workdir
         base = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1",
                 "QC_ASYNC_MODE": mode, "PYTHONUNBUFFERED": "1",
-                "QC_BENCH_MAX_SIZE": "20000", "QC_MAX_CONNECTIONS": "20000"}
+                "QC_BENCH_MAX_SIZE": "20000", "QC_MAX_CONNECTIONS": "20000"}  # echo, qc_live
         if kind == "qc":
             base.update({
                 "DATABASE_URL": database.url,
@@ -814,7 +815,7 @@ def ratio(a, b):
 
 
 TCP_LABEL = {"nodelay": "TCP_NODELAY on both servers",
-             "shipped": "as shipped (Nagle on, no TCP_NODELAY)"}
+             "nagle": "echo without TCP_NODELAY (qc_live always sets it)"}
 
 
 def report_latency(res: dict) -> str:
@@ -912,14 +913,15 @@ def parse_args(argv):
         p.add_argument("--whatif", default="",
                        help="qc_live variants to run, ';'-separated, each a comma list of "
                             "bench/whatif.py candidates; '' is qc_live as it is "
-                            "(e.g. ';sockets_local,ack_batch')")
+                            "(e.g. ';name,name')")
 
     p = sub.add_parser("latency", help="complete -> next task latency and completions/s")
     common(p)
     p.add_argument("--reviewers", default="1,50,200", help="levels (default: 1,50,200)")
-    p.add_argument("--tcp", default="nodelay,shipped",
-                   help="nodelay: TCP_NODELAY on both servers (bench/nodelay.py); shipped: "
-                        "as run.py runs today (default: both)")
+    p.add_argument("--tcp", default="nodelay",
+                   help="nodelay: the echo server with TCP_NODELAY (bench/nodelay.py), as "
+                        "qc_live sets it itself; nagle: the echo server without it, as "
+                        "eventlet and gevent serve by default (default: nodelay)")
     p.add_argument("--seconds", type=float, default=8, help="measured seconds per phase")
     p.add_argument("--warmup", type=float, default=2, help="unmeasured seconds first")
     p.add_argument("--max-pool", type=int, default=60000, help="tasks queued per phase, at most")

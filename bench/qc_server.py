@@ -1,25 +1,18 @@
 """Start qc_live for a benchmark: exactly `python run.py`, plus knobs that only
 the benchmarks use (nothing here changes qc_live's code or defaults):
 
-QC_BENCH_MAX_SIZE=N     eventlet only: pass max_size=N to eventlet.wsgi.server
-                        (through socketio.run) if run.py does not pass one
-                        itself (since 388e5d2 it passes QC_MAX_CONNECTIONS,
-                        default 10,000). Without max_size eventlet serves at
-                        most 1024 connections at once, and the 1025th socket
-                        waits in the accept queue.
 QC_BENCH_EVENT_LIMIT=off  lift the per-socket event limit (qc_live/limits.py:
                         10 events/s, bursts of 30). A benchmark reviewer
                         completes hundreds of tasks a second on one socket;
                         no person does.
-QC_BENCH_NODELAY=1      TCP_NODELAY on the listening socket (bench/nodelay.py):
-                        what run.py would do to stop Nagle's algorithm holding
-                        the push that follows an ack.
 QC_BENCH_SQL_STATS=1    count SQL statements, transactions and their wall
                         time; GET /_bench/sql returns and resets the counts.
 QC_BENCH_WHATIF=a,b     apply the candidate fixes of bench/whatif.py (to
                         measure a suggestion before anyone edits qc_live).
 
-    QC_BENCH_MAX_SIZE=20000 DATABASE_URL=... .venv/bin/python bench/qc_server.py
+    QC_BENCH_EVENT_LIMIT=off DATABASE_URL=... .venv/bin/python bench/qc_server.py
+
+(run.py itself sets TCP_NODELAY and eventlet's max_size, from QC_MAX_CONNECTIONS.)
 """
 import os
 import sys
@@ -101,20 +94,6 @@ def create_app(*args, **kwargs):
 
 
 run.create_app = create_app
-
-max_size = os.environ.get("QC_BENCH_MAX_SIZE")
-if max_size and run.ASYNC_MODE == "eventlet":
-    _socketio_run = run.socketio.run
-
-    def _run_with_max_size(app, **options):
-        options.setdefault("max_size", int(max_size))
-        return _socketio_run(app, **options)
-
-    run.socketio.run = _run_with_max_size
-
-if os.environ.get("QC_BENCH_NODELAY") == "1":
-    import nodelay
-    nodelay.install(run.ASYNC_MODE)
 
 if __name__ == "__main__":
     sys.exit(run.main())
