@@ -38,10 +38,16 @@ def _install_sql_stats(app) -> None:
     lock = threading.Lock()
     stats = {"statements": defaultdict(lambda: [0, 0.0]), "commits": 0, "rollbacks": 0}
 
+    keys = {}
+
     def key(statement: str) -> str:
-        text = " ".join(statement.split())
-        # IN lists and VALUES rows vary in length: keep the statement's head.
-        return text[:140]
+        # Cached: the same few statements run thousands of times, and the
+        # counting must not cost the server much (it is inside the measurement).
+        found = keys.get(statement)
+        if found is None:
+            # IN lists and VALUES rows vary in length: keep the statement's head.
+            found = keys[statement] = " ".join(statement.split())[:140]
+        return found
 
     @sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
     def _before(conn, cursor, statement, params, context, executemany):
