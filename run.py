@@ -60,7 +60,16 @@ def serve(app, config) -> None:
     else:
         from gevent import pywsgi
 
-        pywsgi.WSGIServer(listener, app, log=None).serve_forever()
+        options = {}
+        try:
+            # If gevent-websocket is installed, Engine.IO uses it, and then it
+            # needs its handler (as socketio.run would pass); simple-websocket,
+            # in requirements.txt, needs none.
+            from geventwebsocket.handler import WebSocketHandler
+            options["handler_class"] = WebSocketHandler
+        except ImportError:
+            pass
+        pywsgi.WSGIServer(listener, app, log=None, **options).serve_forever()
 
 
 if __name__ == "__main__":

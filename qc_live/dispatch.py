@@ -115,9 +115,16 @@ _not_overdue = sa.or_(_tasks.c.deadline.is_(None), _tasks.c.deadline > _param("n
 _QUEUE_HEAD = (sa.select(_tasks).where(_tasks.c.status == PENDING, _not_overdue)
                .order_by(_tasks.c.priority.desc(), _tasks.c.created_at, _tasks.c.id)
                .limit(1).with_for_update(skip_locked=True))
-# Within the head's priority, a task due soon goes first (ix_tasks_due).
+# The highest pending priority, read without a lock (a subquery of a locking
+# read locks nothing on MySQL/MariaDB).
+_top = _tasks.alias("queue_top")
+_TOP_PRIORITY = (sa.select(_top.c.priority)
+                 .where(_top.c.status == PENDING,
+                        sa.or_(_top.c.deadline.is_(None), _top.c.deadline > _param("now")))
+                 .order_by(_top.c.priority.desc()).limit(1).scalar_subquery())
+# Within that priority, a task due soon goes first (ix_tasks_due).
 _URGENT_HEAD = (sa.select(_tasks).where(_tasks.c.status == PENDING,
-                                        _tasks.c.priority == _param("priority"),
+                                        _tasks.c.priority == _TOP_PRIORITY,
                                         _tasks.c.deadline > _param("now"),
                                         _tasks.c.deadline <= _param("soon"))
                 .order_by(_tasks.c.deadline, _tasks.c.id)
@@ -178,15 +185,16 @@ def _next_pending_row(session, now):
 
     Order: highest priority; within it, tasks due within URGENT_WINDOW by
     deadline; then FIFO (created_at, id). Overdue tasks are never handed out
-    (the sweep expires them). Two index range reads, no sort.
+    (the sweep expires them). Two statements (one when a task is urgent), each
+    index range reads, no sort.
     """
     conn = session.connection()  # Core statements skip the ORM's execution path
-    head = conn.execute(_QUEUE_HEAD, {"now": now}).first()
-    if head is None:
-        return None
-    urgent = conn.execute(_URGENT_HEAD, {"priority": head.priority, "now": now,
-                                            "soon": now + URGENT_WINDOW}).first()
-    return urgent if urgent is not None else head
+    # Urgent first: locking the FIFO head before knowing it loses to an urgent
+    # task would hide it from concurrent claims for nothing.
+    urgent = conn.execute(_URGENT_HEAD, {"now": now, "soon": now + URGENT_WINDOW}).first()
+    if urgent is not None:
+        return urgent
+    return conn.execute(_QUEUE_HEAD, {"now": now}).first()
 
 
 def _queue_head(session, now, n: int) -> list[int]:

@@ -4,7 +4,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from live import database_kind
 from qc_live import dispatch, presence
 from qc_live.clock import utcnow
 from qc_live.database import run_write
@@ -222,3 +224,19 @@ def test_completing_hands_over_the_next_task_in_the_same_transaction_as_to_dict_
     kinds = db.session.scalars(sa.select(dispatch.TaskEvent.kind)
                                .order_by(dispatch.TaskEvent.id)).all()
     assert kinds == ["created", "created", "assigned", "completed", "assigned"]
+
+
+@pytest.mark.skipif(database_kind() != "mysql", reason="row locks: SQLite serialises writers")
+def test_a_claim_that_takes_an_urgent_task_leaves_the_fifo_head_to_concurrent_claims(app):
+    soon = utcnow() + timedelta(minutes=5)
+    head, _second, urgent = tasks({"name": "head", "payload": {}},
+                                  {"name": "second", "payload": {}},
+                                  {"name": "urgent", "payload": {}, "deadline": soon})
+    db.session.connection()
+    picked = dispatch._next_pending_row(db.session, utcnow())  # holds its locks: no commit yet
+    assert picked.id == urgent["id"]
+    with Session(db.engine) as other:
+        # A concurrent claim, skipping rows locked by the first: the head is free.
+        assert other.execute(dispatch._QUEUE_HEAD, {"now": utcnow()}).first().id == head["id"]
+        other.rollback()
+    db.session.rollback()
