@@ -27,7 +27,6 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 
 from .clock import ago, iso, utcnow
 from .database import is_sqlite, run_write, yield_to_loop
@@ -243,13 +242,14 @@ def _lock_free_reviewers(session, candidates: list[int]) -> list[int]:
     return [r for r in candidates if r in locked and r not in holding]
 
 
-def _lock_pending(session, task_ids: list[int], now) -> list[Task]:
+def _lock_pending(session, task_ids: list[int], now) -> list:
     """Lock those of the tasks that are still pending and not overdue (SKIP
-    LOCKED: one a concurrent claim is taking is left to it), in the given order."""
-    found = {t.id: t for t in session.scalars(
-        sa.select(Task).where(Task.id.in_(task_ids), Task.status == PENDING,
-                              sa.or_(Task.deadline.is_(None), Task.deadline > now))
-        .with_for_update(skip_locked=True).execution_options(**_FRESH))}
+    LOCKED: one a concurrent claim is taking is left to it), in the given
+    order. Core rows: a batch is hundreds of tasks, ORM objects cost."""
+    found = {row.id: row for row in session.connection().execute(
+        sa.select(_tasks).where(_tasks.c.id.in_(task_ids), _tasks.c.status == PENDING,
+                                sa.or_(_tasks.c.deadline.is_(None), _tasks.c.deadline > now))
+        .with_for_update(skip_locked=True))}
     return [found[i] for i in task_ids if i in found]
 
 
@@ -300,22 +300,15 @@ def _assign(session, task: Task, reviewer: User, actor_id=None) -> Assigned:
     return Assigned(reviewer.id, task.to_dict())
 
 
-def _assign_many(session, pairs: list[tuple[int, Task]], now) -> list[Assigned]:
-    """`_assign` for many (reviewer id, locked pending task) pairs at once:
-    one executemany UPDATE and one INSERT, not one ORM flush per task."""
+def _assign_many(session, pairs: list[tuple[int, object]], now) -> list[Assigned]:
+    """`_claim_for` for many (reviewer id, locked pending task row) pairs at
+    once: one executemany UPDATE and one INSERT."""
     conn = session.connection()
     conn.execute(_ASSIGN, [{"task_id": t.id, "reviewer_id": r, "now": now} for r, t in pairs])
     conn.execute(_ADD_EVENTS, [_event(t.id, "assigned", now, reviewer_id=r) for r, t in pairs])
-    notices = []
-    for reviewer_id, task in pairs:
-        # The session keeps its objects across commits: make them say what
-        # the rows now say, without a second UPDATE from the unit of work.
-        for key, value in (("status", ASSIGNED), ("assignee_id", reviewer_id),
-                           ("holder_id", reviewer_id), ("assigned_at", now),
-                           ("acked_at", None), ("updated_at", now)):
-            set_committed_value(task, key, value)
-        notices.append(Assigned(reviewer_id, task.to_dict()))
-    return notices
+    return [Assigned(r, _task_dict(t._mapping, status=ASSIGNED, assignee_id=r, holder_id=r,
+                                   assigned_at=now, acked_at=None))
+            for r, t in pairs]
 
 
 def _claim_for(session, reviewer, events: list | None = None) -> Assigned | None:
@@ -742,12 +735,11 @@ def acknowledge_many(session, acks) -> int:
     completions on MariaDB. Returns how many offers were acknowledged for the
     first time."""
     now = utcnow()
-    conn = session.connection()
-    first = 0
-    for task_id, reviewer_id in sorted(set(acks)):
-        first += conn.execute(_ACK, {"task_id": task_id, "reviewer_id": reviewer_id,
-                                        "now": now}).rowcount
-    return first
+    rows = [{"task_id": task_id, "reviewer_id": reviewer_id, "now": now}
+            for task_id, reviewer_id in sorted(set(acks))]
+    # executemany: still one UPDATE per row, in this order, but the driver
+    # loops (in C on SQLite), not SQLAlchemy; its rowcount is the sum.
+    return session.connection().execute(_ACK, rows).rowcount if rows else 0
 
 
 def take_back_unacknowledged(session, timeout_seconds: float, lease_seconds: float) -> Outcome:
