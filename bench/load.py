@@ -55,6 +55,8 @@ RESULTS = BENCH / "results"
 NS = "/reviewer"
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 ADMIN = ("admin", "bench-admin-password-1")
+# Count qc_live's SQL statements (GET /_bench/sql); --no-sql-stats turns it off.
+SQL_STATS = {"on": True}
 PASSWORD = "bench-reviewer-pass-1"
 SECRET = "bench-secret-key-" + "k" * 48
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -156,7 +158,7 @@ class Server:
                 # Reviewers disconnect between phases and come back to their task.
                 "QC_GRACE_SECONDS": "900",
                 "QC_BENCH_EVENT_LIMIT": "off",
-                "QC_BENCH_SQL_STATS": "1",
+                "QC_BENCH_SQL_STATS": "1" if SQL_STATS["on"] else "",
             })
             self.argv = [sys.executable, str(BENCH / "qc_server.py")]
         else:
@@ -307,7 +309,7 @@ class Api:
             await self.call("POST", "/tasks", self.admin, json=rows, expect=201)
 
     async def sql_stats(self) -> dict | None:
-        if self.server.kind != "qc":
+        if self.server.kind != "qc" or not SQL_STATS["on"]:
             return None
         _, body = await self.call("GET", "/_bench/sql", expect=200)
         return body
@@ -910,6 +912,9 @@ def parse_args(argv):
                        help="async modes, side by side (default: eventlet,gevent)")
         p.add_argument("--dbs", default=dbs, help=f"databases (default: {dbs})")
         p.add_argument("--json", help="write the results here (default: bench/results/)")
+        p.add_argument("--no-sql-stats", dest="sql_stats", action="store_false",
+                       help="do not count qc_live's SQL statements (the counting runs inside "
+                            "the measured server and costs it a few %% of its CPU)")
         p.add_argument("--whatif", default="",
                        help="qc_live variants to run, ';'-separated, each a comma list of "
                             "bench/whatif.py candidates; '' is qc_live as it is "
@@ -946,6 +951,7 @@ def parse_args(argv):
     p.add_argument("--tasks", type=int, default=100000)
     p.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    SQL_STATS["on"] = getattr(args, "sql_stats", True)
     args.modes = [m for m in args.modes.split(",") if m]
     if hasattr(args, "dbs"):
         args.dbs = [d for d in args.dbs.split(",") if d]
