@@ -33,6 +33,11 @@ def test_exhausted_pool_answers_unavailable_and_recovers(database, start_server)
     try:
         alice_task, bob_task = a.task()["id"], b.task()["id"]
         assert {alice_task, bob_task} == {t1["id"], t2["id"]}
+        # Both acks written (they are batched, ~50 ms late): else the ack's
+        # UPDATE could be what waits on the row lock below, holding the pool.
+        wait_until(lambda: database.query(
+            "SELECT COUNT(*) FROM tasks WHERE acked_at IS NOT NULL")[0][0] == 2,
+            timeout=30, what="both offers acknowledged in the database")
 
         # Lock alice's task row from outside: her completion then waits in
         # MariaDB, holding the process's only pooled connection.
