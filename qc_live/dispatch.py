@@ -572,6 +572,12 @@ def dispatch_pending(session, lease_seconds: float, batch: int | None = None) ->
             return [], False
         head = _queue_head(session, now, len(free))
         tasks = _lock_pending(session, head, now)
+        if len(tasks) < len(free) and len(head) == len(free):
+            # Concurrent claims are taking some of these: look once past them,
+            # or the reviewers left over would wait for the next sweep.
+            seen = set(head)
+            further = [i for i in _queue_head(session, now, 2 * len(free)) if i not in seen]
+            tasks += _lock_pending(session, further, now)[:len(free) - len(tasks)]
         pairs = list(zip(free, tasks))
         notices = _assign_many(session, pairs, now) if pairs else []
         # Go on if there may be more free reviewers and there were tasks for

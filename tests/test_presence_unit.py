@@ -240,3 +240,21 @@ def test_a_claim_that_takes_an_urgent_task_leaves_the_fifo_head_to_concurrent_cl
         assert other.execute(dispatch._QUEUE_HEAD, {"now": utcnow()}).first().id == head["id"]
         other.rollback()
     db.session.rollback()
+
+
+@pytest.mark.skipif(database_kind() != "mysql", reason="row locks: SQLite serialises writers")
+def test_dispatch_looks_past_queue_head_tasks_that_concurrent_claims_hold(app):
+    process("p1", utcnow())
+    alice = reviewer("alice")
+    dispatch.set_availability(db.session, alice.id, False, alice.id, claim=False)
+    connect(alice, "s1", "p1")
+    first, second = tasks({"name": "first", "payload": {}}, {"name": "second", "payload": {}})
+    run_write(db.session, lambda s: s.execute(sa.update(User).where(User.id == alice.id)
+                                               .values(available=True)))
+    with Session(db.engine) as other:
+        # Another transaction is claiming the head of the queue right now.
+        other.execute(sa.select(Task.id).where(Task.id == first["id"]).with_for_update())
+        outcome = dispatch.dispatch_pending(db.session, LEASE)
+        other.rollback()
+    assert [n.task["id"] for n in outcome.notices] == [second["id"]]
+    assert dispatch.current_task(db.session, alice.id)["id"] == second["id"]
