@@ -215,9 +215,8 @@ def _queue_head(session, now, n: int) -> list[int]:
                                   Task.deadline <= soon)
         .order_by(Task.priority.desc(), Task.deadline, Task.id).limit(n)).all()
     fifo = session.execute(
-        sa.select(*columns).where(Task.status == PENDING,
-                                  sa.or_(Task.deadline.is_(None), Task.deadline > now))
-        .order_by(Task.priority.desc(), Task.created_at, Task.id).limit(n)).all()
+        sa.select(*columns).where(Task.status == PENDING, _not_overdue)
+        .order_by(Task.priority.desc(), Task.created_at, Task.id).limit(n), {"now": now}).all()
 
     def order(row):
         if row.deadline is not None and now < row.deadline <= soon:
@@ -248,8 +247,8 @@ def _lock_pending(session, task_ids: list[int], now) -> list:
     order. Core rows: a batch is hundreds of tasks, ORM objects cost."""
     found = {row.id: row for row in session.connection().execute(
         sa.select(_tasks).where(_tasks.c.id.in_(task_ids), _tasks.c.status == PENDING,
-                                sa.or_(_tasks.c.deadline.is_(None), _tasks.c.deadline > now))
-        .with_for_update(skip_locked=True))}
+                                _not_overdue)
+        .with_for_update(skip_locked=True), {"now": now})}
     return [found[i] for i in task_ids if i in found]
 
 
@@ -562,9 +561,8 @@ def dispatch_pending(session, lease_seconds: float, batch: int | None = None) ->
     def hand_out(session):
         now = utcnow()
         # Cheap first: on a busy floor the queue is long and nobody is free.
-        if session.scalar(sa.select(Task.id).where(
-                Task.status == PENDING, sa.or_(Task.deadline.is_(None), Task.deadline > now))
-                .limit(1)) is None:
+        if session.scalar(sa.select(Task.id).where(Task.status == PENDING, _not_overdue)
+                          .limit(1), {"now": now}) is None:
             return [], False
         candidates = _free_reviewer_ids(session, lease_seconds, size)
         free = _lock_free_reviewers(session, candidates) if candidates else []
