@@ -62,7 +62,7 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
     errors.register(app)
 
     with app.app_context():
-        database.configure_engine(db.engine)
+        database.configure_engine(db.engine, config)
         _create_schema()
         bootstrap_admin(db.session, config)
         db.session.remove()

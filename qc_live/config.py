@@ -64,6 +64,9 @@ class Config:
     db_pool_size: int = 40
     db_max_overflow: int = 0
     db_pool_timeout: float = 10.0
+    # A pooled MySQL/MariaDB connection idle for longer than this is pinged
+    # before use (one round trip); one in steady use is not (see database.py).
+    db_ping_after: float = 5.0
     log_level: str = "INFO"
     extra: dict = field(default_factory=dict)
 
@@ -166,5 +169,6 @@ def from_env(environ=None) -> Config:
         db_pool_size=pool_size,
         db_max_overflow=int(_number(env, "QC_DB_MAX_OVERFLOW", 0, int)),
         db_pool_timeout=_number(env, "QC_DB_POOL_TIMEOUT", 10.0),
+        db_ping_after=_number(env, "QC_DB_PING_AFTER", 5.0),
         log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
     )
