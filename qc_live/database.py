@@ -209,6 +209,137 @@ def run_write(session, work, *args, attempts: int = 5, **kwargs):
                 backoff_sleep(random.uniform(0.005, 0.02) * attempt)
 
 
+class _Queued:
+    """One caller's work waiting for a shared transaction (run_write_shared)."""
+    __slots__ = ("work", "ready", "finished", "value", "error")
+
+    def __init__(self, work):
+        self.work = work
+        # Created at call time, after run.py's monkey-patching: green then.
+        self.ready = threading.Event()
+        self.finished = False
+        self.value = self.error = None
+
+    def finish(self, value=None, error=None) -> None:
+        self.value, self.error, self.finished = value, error, True
+        self.ready.set()
+
+    def outcome(self):
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class _SharedWrites:
+    """Callers of run_write_shared on SQLite. One of them at a time leads: it
+    lets the event loop run once, so that the calls already waiting to run
+    queue up behind it, then runs every queued work in one write transaction,
+    commits once, and hands the lead to the first caller that queued meanwhile.
+    The others wait for their outcome (outside any transaction)."""
+
+    # A group's transaction holds the event loop: keep it to a few ms.
+    MAX_GROUP = 32
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.queue: list[_Queued] = []
+        self.leading = False
+
+    def pass_lead(self) -> None:
+        """(Under self.lock.) The first one queued leads next, or nobody."""
+        if self.queue:
+            self.queue[0].ready.set()
+        else:
+            self.leading = False
+
+    def abandon(self, queued: _Queued) -> None:
+        """A waiter stopped waiting (its green thread was killed, say)."""
+        with self.lock:
+            if queued in self.queue:
+                handed_the_lead = self.queue[0] is queued and queued.ready.is_set()
+                self.queue.remove(queued)
+                if handed_the_lead:
+                    self.pass_lead()
+
+
+_shared = None
+
+
+def run_write_shared(session, work, refusals: tuple = ()):
+    """`run_write(session, work)`, except that on SQLite concurrent callers
+    share one transaction and one commit (group commit): what costs a write
+    transaction there (BEGIN IMMEDIATE, writing the WAL at commit) is paid once
+    per group, and writes are serialised anyway.
+
+    `work` may raise one of `refusals` only before it has written anything: such
+    a refusal goes to its caller and the others' work is committed. Any other
+    failure rolls the group back and runs each work in a transaction of its own,
+    so a caller only ever gets its own outcome. On MySQL/MariaDB, where
+    transactions run side by side, this is plain `run_write`.
+    """
+    global _shared
+    if not is_sqlite(session):
+        return run_write(session, work)
+    if _shared is None:
+        _shared = _SharedWrites()  # at first use: after monkey-patching, green locks
+    me = _Queued(work)
+    with _shared.lock:
+        _shared.queue.append(me)
+        lead = not _shared.leading
+        _shared.leading = True
+    if not lead:
+        try:
+            me.ready.wait()
+        except BaseException:
+            _shared.abandon(me)
+            raise
+        if me.finished:
+            return me.outcome()
+        # Handed the lead: ready was set for that, and our work is still queued.
+    if backoff_sleep is not None:
+        backoff_sleep(0)  # callers already waiting to run join this group
+    with _shared.lock:
+        group = _shared.queue[:_shared.MAX_GROUP]
+        del _shared.queue[:len(group)]
+    try:
+        _run_group(session, group, refusals)
+    finally:
+        for queued in group:  # only if _run_group itself failed
+            if not queued.finished:
+                queued.finish(error=RuntimeError("shared write transaction did not run"))
+        with _shared.lock:
+            _shared.pass_lead()
+    return me.outcome()
+
+
+def _run_group(session, group: list[_Queued], refusals: tuple) -> None:
+    def work_all(session):
+        outcomes = []
+        for queued in group:
+            try:
+                outcomes.append((queued.work(session), None))
+            except refusals as refusal:  # wrote nothing: the others go on
+                outcomes.append((None, refusal))
+        return outcomes
+
+    try:
+        outcomes = run_write(session, work_all)
+    except Exception as exc:
+        if len(group) == 1:
+            group[0].finish(error=exc)
+            return
+        log.info("shared write transaction of %d failed (%s); running each alone",
+                 len(group), exc)
+        for queued in group:
+            try:
+                queued.finish(value=run_write(session, queued.work))
+            except Exception as own:
+                queued.finish(error=own)
+        return
+    for queued, (value, error) in zip(group, outcomes):
+        queued.finish(value, error)
+
+
 def yield_to_loop() -> None:
     """Let the event loop serve sockets, acks and the heartbeat for a moment,
     in the middle of a long job. Never inside a write transaction (see above)."""

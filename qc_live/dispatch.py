@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from .clock import ago, iso, utcnow
-from .database import is_sqlite, run_write, yield_to_loop
-from .errors import Conflict, Forbidden, Invalid, NotFound
+from .database import is_sqlite, run_write, run_write_shared, yield_to_loop
+from .errors import Conflict, Forbidden, Invalid, NotFound, QCError
 from .models import FINAL_STATUSES, Role, Task, TaskEvent, TaskStatus, User
 from .presence import forget_sockets, live_socket_exists
 
@@ -414,6 +414,9 @@ def complete(session, reviewer_id: int, task_id: int, outcome: str | None = None
     Outcome.value is ``{"task": completed, "next_task": next or None}``.
     Raises NotFound, Forbidden (never the reviewer's) or Conflict (no longer
     the reviewer's, or no longer assigned).
+
+    Completions that arrive together share a transaction on SQLite
+    (run_write_shared): every refusal below is raised before the first write.
     """
     def work(session):
         conn = session.connection()  # Core statements skip the ORM's execution path
@@ -442,7 +445,7 @@ def complete(session, reviewer_id: int, task_id: int, outcome: str | None = None
         conn.execute(_IDLE_SINCE, {"reviewer_id": reviewer_id, "now": now})
         reason = "queue-empty" if _can_work(reviewer) else "paused"
         return Outcome({"task": done, "next_task": None}, [Idle(reviewer_id, reason)])
-    return run_write(session, work)
+    return run_write_shared(session, work, refusals=(QCError,))
 
 
 def set_availability(session, reviewer_id: int, available: bool, actor_id: int,
