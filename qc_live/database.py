@@ -62,9 +62,13 @@ def engine_options(config) -> dict:
 
 
 def configure_engine(engine, config) -> None:
+    global _shared
     if engine.dialect.name != "sqlite":
+        _shared = None
         _spare_round_trips(engine, config.db_ping_after)
         return
+    # Created here, after run.py's monkey-patching: green locks and events.
+    _shared = _SharedWrites()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -262,7 +266,8 @@ class _SharedWrites:
                     self.pass_lead()
 
 
-_shared = None
+# The callers of run_write_shared: set by configure_engine, for SQLite only.
+_shared: _SharedWrites | None = None
 
 
 def run_write_shared(session, work, refusals: tuple = ()):
@@ -277,38 +282,36 @@ def run_write_shared(session, work, refusals: tuple = ()):
     so a caller only ever gets its own outcome. On MySQL/MariaDB, where
     transactions run side by side, this is plain `run_write`.
     """
-    global _shared
-    if not is_sqlite(session):
+    shared = _shared
+    if shared is None:  # not SQLite
         return run_write(session, work)
-    if _shared is None:
-        _shared = _SharedWrites()  # at first use: after monkey-patching, green locks
     me = _Queued(work)
-    with _shared.lock:
-        _shared.queue.append(me)
-        lead = not _shared.leading
-        _shared.leading = True
+    with shared.lock:
+        shared.queue.append(me)
+        lead = not shared.leading
+        shared.leading = True
     if not lead:
         try:
             me.ready.wait()
         except BaseException:
-            _shared.abandon(me)
+            shared.abandon(me)
             raise
         if me.finished:
             return me.outcome()
         # Handed the lead: ready was set for that, and our work is still queued.
     if backoff_sleep is not None:
         backoff_sleep(0)  # callers already waiting to run join this group
-    with _shared.lock:
-        group = _shared.queue[:_shared.MAX_GROUP]
-        del _shared.queue[:len(group)]
+    with shared.lock:
+        group = shared.queue[:shared.MAX_GROUP]
+        del shared.queue[:len(group)]
     try:
         _run_group(session, group, refusals)
     finally:
         for queued in group:  # only if _run_group itself failed
             if not queued.finished:
                 queued.finish(error=RuntimeError("shared write transaction did not run"))
-        with _shared.lock:
-            _shared.pass_lead()
+        with shared.lock:
+            shared.pass_lead()
     return me.outcome()
 
 

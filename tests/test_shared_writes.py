@@ -23,7 +23,7 @@ def group_of(app, monkeypatch):
     the group; returns each call's value or exception, and the commits made."""
     commits = []
     sa.event.listen(db.engine, "commit", lambda conn: commits.append(1))
-    monkeypatch.setattr(database, "_shared", None)
+    monkeypatch.setattr(database, "_shared", database._SharedWrites())
 
     def run(leader_work, *other_works):
         outcomes = [None] * (1 + len(other_works))
