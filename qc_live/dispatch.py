@@ -121,17 +121,17 @@ _TOP_PRIORITY = (sa.select(_top.c.priority)
                  .where(_top.c.status == PENDING,
                         sa.or_(_top.c.deadline.is_(None), _top.c.deadline > _param("now")))
                  .order_by(_top.c.priority.desc()).limit(1).scalar_subquery())
-# Within that priority, a task due soon goes first (ix_tasks_due). Only the id:
-# there rarely is one, and an empty answer still describes every column it
-# would have had (on MySQL/MariaDB, parsed by pymysql in Python).
-_URGENT_HEAD = (sa.select(_tasks.c.id).where(_tasks.c.status == PENDING,
-                                             _tasks.c.priority == _TOP_PRIORITY,
-                                             _tasks.c.deadline > _param("now"),
-                                             _tasks.c.deadline <= _param("soon"))
+# Within that priority, a task due soon goes first (ix_tasks_due). The whole
+# row, like the FIFO read: with only the id selected, concurrent claims on
+# MariaDB found every pending task locked and answered "queue-empty" with
+# hundreds pending (test_dispatch_live.py::test_no_one_is_told_the_queue...).
+_URGENT_HEAD = (sa.select(_tasks).where(_tasks.c.status == PENDING,
+                                        _tasks.c.priority == _TOP_PRIORITY,
+                                        _tasks.c.deadline > _param("now"),
+                                        _tasks.c.deadline <= _param("soon"))
                 .order_by(_tasks.c.deadline, _tasks.c.id)
                 .limit(1).with_for_update(skip_locked=True))
-_TASK_ROW = sa.select(_tasks).where(_tasks.c.id == _param("task_id"))
-_LOCK_TASK_ROW = _TASK_ROW.with_for_update()
+_LOCK_TASK_ROW = sa.select(_tasks).where(_tasks.c.id == _param("task_id")).with_for_update()
 _LOCK_REVIEWER_ROW = (sa.select(_users.c.id, _users.c.role, _users.c.active, _users.c.available)
                       .where(_users.c.id == _param("reviewer_id")).with_for_update())
 _ASSIGN = (sa.update(_tasks).where(_tasks.c.id == _param("task_id"))
@@ -188,14 +188,15 @@ def _next_pending_row(session, now):
 
     Order: highest priority; within it, tasks due within URGENT_WINDOW by
     deadline; then FIFO (created_at, id). Overdue tasks are never handed out
-    (the sweep expires them). Two statements, index reads, no sort.
+    (the sweep expires them). Two statements (one when a task is urgent), each
+    index range reads, no sort.
     """
     conn = session.connection()  # Core statements skip the ORM's execution path
     # Urgent first: locking the FIFO head before knowing it loses to an urgent
     # task would hide it from concurrent claims for nothing.
     urgent = conn.execute(_URGENT_HEAD, {"now": now, "soon": now + URGENT_WINDOW}).first()
-    if urgent is not None:  # locked by the read above
-        return conn.execute(_TASK_ROW, {"task_id": urgent.id}).one()
+    if urgent is not None:
+        return urgent
     return conn.execute(_QUEUE_HEAD, {"now": now}).first()
 
 

@@ -1,7 +1,8 @@
 """Push on connect, complete -> next, tabs, pause/resume: against a real server."""
+import threading
 import time
 
-from live import wait_until
+from live import Reviewer, wait_until
 
 
 def test_connect_pushes_the_next_task_and_completion_pushes_the_one_after(server, connect):
@@ -162,3 +163,36 @@ def test_logout_hands_the_task_on_at_once_without_waiting_for_grace(start_server
     server.request("POST", "/logout", alice["token"], expect=200)
     assert a.next("task-revoked") == {"task_id": task["id"], "reason": "released"}
     assert b.task(timeout=5)["id"] == task["id"]  # not 60 s later
+
+
+def test_no_one_is_told_the_queue_is_empty_while_tasks_are_pending(server):
+    """50 reviewers connect at once and work three rounds with 200 tasks
+    queued: every claim finds a task. (A claim's locking read whose plan
+    locked rows it did not return made concurrent claims skip every pending
+    task and answer `idle`/queue-empty: seen on MariaDB.)"""
+    users = [server.reviewer(f"r{i:02d}") for i in range(50)]
+    server.add_tasks(*[{"name": f"t{i}"} for i in range(200)])
+    seen, failures = [], []
+
+    def work(user):
+        sock = Reviewer(server, user["token"]).connect(transports=["websocket"])
+        try:
+            for _ in range(3):
+                kind, data = sock.next(timeout=20)
+                seen.append(kind)
+                if kind != "task-assigned":
+                    failures.append((user["username"], kind, data))
+                    return
+                assert sock.complete(data["task"]["id"])["ok"]
+        except AssertionError as exc:
+            failures.append((user["username"], "error", str(exc)))
+        finally:
+            sock.disconnect()
+
+    threads = [threading.Thread(target=work, args=(u,)) for u in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    assert seen.count("task-assigned") == 150
