@@ -480,6 +480,8 @@ async def work_phase(server: Server, api: Api, http, tokens: list, n: int, secon
         statements = sum(row[1] for row in sql["statements"])
         result["sql_per_completion"] = round(statements / total, 2)
         result["commits_per_completion"] = round(sql["commits"] / total, 2)
+        if sql.get("round_trips"):  # MariaDB only: SQLite has no round trips
+            result["round_trips_per_completion"] = round(sql["round_trips"] / total, 2)
         result["sql_ms_per_completion"] = round(
             1000 * sum(row[2] for row in sql["statements"]) / total, 3)
         result["sql_top"] = [[k, round(c / total, 2), round(1000 * t / max(c, 1), 3)]
@@ -834,13 +836,14 @@ def report_latency(res: dict) -> str:
                          ratio(p["rate"], base["rate"]), p["server_cpu_pct"],
                          p.get("server_cpu_ms_per_completion"),
                          p["client_cpu_pct"], p.get("sql_per_completion"),
-                         p.get("commits_per_completion"), p["errors"],
+                         p.get("commits_per_completion"),
+                         p.get("round_trips_per_completion", "—"), p["errors"],
                          p["load"].split(" -> ")[-1].split()[0]])
         parts.append(f"#### {mode}\n\n" + table(
             ["server", "reviewers", "p50 ms", "p99 ms", "completions/s", "p50 ÷ echo",
              "p99 ÷ echo", "rate ÷ echo", "server CPU %", "server CPU ms/compl.",
              "client CPU %", "SQL/compl.",
-             "commits/compl.", "errors", "load 1 min"], rows))
+             "commits/compl.", "DB round trips/compl.", "errors", "load 1 min"], rows))
         if data.get("pymysql"):
             c = data["pymysql"]
             parts.append(f"pymysql single-row UPDATE+COMMIT: p50 {c['commit_p50_ms']} ms, "

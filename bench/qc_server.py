@@ -6,7 +6,8 @@ QC_BENCH_EVENT_LIMIT=off  lift the per-socket event limit (qc_live/limits.py:
                         completes hundreds of tasks a second on one socket;
                         no person does.
 QC_BENCH_SQL_STATS=1    count SQL statements, transactions and their wall
-                        time; GET /_bench/sql returns and resets the counts.
+                        time, and (MariaDB) every command pymysql sends: its
+                        round trips; GET /_bench/sql returns and resets them.
 QC_BENCH_WHATIF=a,b     apply the candidate fixes of bench/whatif.py (to
                         measure a suggestion before anyone edits qc_live).
 
@@ -36,7 +37,19 @@ def _install_sql_stats(app) -> None:
     from flask import jsonify
 
     lock = threading.Lock()
-    stats = {"statements": defaultdict(lambda: [0, 0.0]), "commits": 0, "rollbacks": 0}
+    stats = {"statements": defaultdict(lambda: [0, 0.0]), "commits": 0, "rollbacks": 0,
+             "round_trips": 0}
+
+    # Every command pymysql sends and waits for (a statement, COMMIT, ROLLBACK,
+    # a ping): what SQLAlchemy's statement events do not all show.
+    import pymysql.connections
+    send = pymysql.connections.Connection._execute_command
+
+    def counted(connection, command, sql):
+        with lock:
+            stats["round_trips"] += 1
+        return send(connection, command, sql)
+    pymysql.connections.Connection._execute_command = counted
 
     keys = {}
 
@@ -75,11 +88,12 @@ def _install_sql_stats(app) -> None:
     def bench_sql():
         with lock:
             body = {"commits": stats["commits"], "rollbacks": stats["rollbacks"],
+                    "round_trips": stats["round_trips"],
                     "statements": sorted(([k, n, round(t, 6)] for k, (n, t)
                                           in stats["statements"].items()),
                                          key=lambda row: -row[1])}
             stats["statements"].clear()
-            stats["commits"] = stats["rollbacks"] = 0
+            stats["commits"] = stats["rollbacks"] = stats["round_trips"] = 0
         return jsonify(body)
 
 
