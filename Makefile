@@ -82,3 +82,4 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/load.py sockets --sockets 2000
 	$(PY) bench/load.py intake --tasks 20000
 	$(PY) bench/hotspots.py --seconds 10
+	$(PY) bench/mariadb_floor.py --n 500

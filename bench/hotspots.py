@@ -231,7 +231,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20, help="sampled seconds")
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
-    parser.add_argument("--pool", type=int, default=20000, help="tasks queued first")
+    parser.add_argument("--pool", type=int, default=40000, help="tasks queued first")
     parser.add_argument("--whatif", default="", help="candidate fixes (bench/whatif.py)")
     parser.add_argument("--nodelay", action="store_true",
                         help="TCP_NODELAY for the echo server (bench/nodelay.py); qc_live sets it "
