@@ -132,7 +132,9 @@ def _spare_round_trips(engine, ping_after: float) -> None:
 
     @event.listens_for(engine, "reset")
     def _reset(dbapi_connection, record, state):
-        if not state.terminate_only and record.info.get(_OPEN, True):
+        if state.terminate_only or record is None:  # being closed, not pooled
+            return
+        if record.info.get(_OPEN, True):
             dbapi_connection.rollback()
         record.info[_OPEN] = False
 
@@ -299,18 +301,23 @@ def run_write_shared(session, work, refusals: tuple = ()):
         if me.finished:
             return me.outcome()
         # Handed the lead: ready was set for that, and our work is still queued.
-    if backoff_sleep is not None:
-        backoff_sleep(0)  # callers already waiting to run join this group
-    with shared.lock:
-        group = shared.queue[:shared.MAX_GROUP]
-        del shared.queue[:len(group)]
+    group = []
     try:
+        if backoff_sleep is not None:
+            backoff_sleep(0)  # callers already waiting to run join this group
+        with shared.lock:
+            group = shared.queue[:shared.MAX_GROUP]
+            del shared.queue[:len(group)]
         _run_group(session, group, refusals)
     finally:
-        for queued in group:  # only if _run_group itself failed
+        # Whatever happened (even this green thread being killed), nobody
+        # waits for a group that will not run, and someone leads next.
+        for queued in group:
             if not queued.finished:
                 queued.finish(error=RuntimeError("shared write transaction did not run"))
         with shared.lock:
+            if me in shared.queue:  # stopped before taking its group
+                shared.queue.remove(me)
             shared.pass_lead()
     return me.outcome()
 
@@ -328,8 +335,11 @@ def _run_group(session, group: list[_Queued], refusals: tuple) -> None:
     try:
         outcomes = run_write(session, work_all)
     except Exception as exc:
-        if len(group) == 1:
-            group[0].finish(error=exc)
+        locked = isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+        if len(group) == 1 or locked or is_unavailable(exc):
+            # Nobody's fault but the database's: each alone would fail the same.
+            for queued in group:
+                queued.finish(error=exc)
             return
         log.info("shared write transaction of %d failed (%s); running each alone",
                  len(group), exc)

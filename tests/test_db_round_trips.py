@@ -6,7 +6,7 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from live import MYSQL, database_kind
+from live import MYSQL, database_kind, wait_until
 from qc_live import create_app
 from qc_live.config import Config
 from qc_live.database import DatabaseUnavailable, run_write
@@ -64,6 +64,15 @@ def _outside(database):
     return pymysql.connect(**MYSQL, database=database.name, autocommit=True)
 
 
+def _kill(database, thread_id: int) -> None:
+    """KILL a connection and wait until the server has closed it."""
+    with _outside(database) as other, other.cursor() as cursor:
+        cursor.execute(f"KILL CONNECTION {thread_id}")
+        wait_until(lambda: not cursor.execute(
+            "SELECT 1 FROM information_schema.processlist WHERE id = %s", (thread_id,)),
+            what=f"connection {thread_id} gone")
+
+
 def test_a_committed_transaction_goes_back_without_a_rollback_or_a_ping(make_app, sent):
     make_app()
     run_write(db.session, lambda s: s.execute(sa.text("UPDATE users SET available = 1")))
@@ -89,22 +98,32 @@ def test_an_open_transaction_is_rolled_back_and_its_locks_released(make_app, dat
         assert cursor.fetchone() == (user_id,)
 
 
-def test_a_failed_statement_leaves_the_connection_marked_for_a_rollback(make_app, sent):
+def test_a_failed_commit_still_ends_with_a_rollback_and_its_locks_released(
+        make_app, database, monkeypatch):
     make_app()
-    with pytest.raises(sa.exc.ProgrammingError):
-        run_write(db.session, lambda s: s.execute(sa.text("UPDATE no_such_table SET x = 1")))
-    before = sent["rollback"]
-    db.session.execute(sa.text("SELECT 1"))
-    db.session.remove()
-    assert sent["rollback"] == before + 1
+    user_id = db.session.execute(sa.text("SELECT id FROM users")).scalar()
+    db.session.commit()
+    plain_commit = pymysql.connections.Connection.commit
+
+    def failing_commit(self):  # the COMMIT never reaches the server
+        raise pymysql.err.OperationalError(1180, "Got error during COMMIT")
+    monkeypatch.setattr(pymysql.connections.Connection, "commit", failing_commit)
+    with pytest.raises(sa.exc.OperationalError):
+        run_write(db.session, lambda s: s.execute(
+            sa.text("SELECT id FROM users WHERE id = :id FOR UPDATE"), {"id": user_id}))
+    monkeypatch.setattr(pymysql.connections.Connection, "commit", plain_commit)
+    db.session.remove()  # back to the pool: only its ROLLBACK can free the row
+    with _outside(database) as other, other.cursor() as cursor:
+        cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
+        cursor.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (user_id,))
+        assert cursor.fetchone() == (user_id,)
 
 
 def test_an_idle_connection_is_pinged_and_a_dead_one_replaced(make_app, database, sent):
     make_app(db_ping_after=0.0)
     dead = _thread_id()
     db.session.remove()
-    with _outside(database) as other:
-        other.cursor().execute(f"KILL CONNECTION {dead}")
+    _kill(database, dead)
     before = sent["ping"]
     assert _thread_id() != dead  # no error: the ping found it dead, the pool opened another
     assert sent["ping"] > before
@@ -114,8 +133,7 @@ def test_a_connection_in_steady_use_is_not_pinged_so_its_death_shows_once(make_a
     make_app(db_ping_after=3600.0)
     dead = _thread_id()
     db.session.remove()
-    with _outside(database) as other:
-        other.cursor().execute(f"KILL CONNECTION {dead}")
+    _kill(database, dead)
     with pytest.raises(DatabaseUnavailable):
         run_write(db.session, lambda s: s.execute(sa.text("UPDATE users SET available = 1")))
     db.session.remove()

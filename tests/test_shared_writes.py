@@ -2,12 +2,14 @@
 up while one is being written share the next transaction; each caller still
 gets only its own outcome, and one caller's failure costs the others nothing."""
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 
 from live import database_kind
 from qc_live import database
+from qc_live.database import DatabaseUnavailable
 from qc_live.errors import Conflict, QCError
 from qc_live.extensions import db
 from qc_live.models import User
@@ -46,7 +48,9 @@ def group_of(app, monkeypatch):
         def others_queue_up(_seconds):
             for thread in threads:
                 thread.start()
+            deadline = time.monotonic() + 10
             while len(database._shared.queue) < len(outcomes):
+                assert time.monotonic() < deadline, "the other callers never queued"
                 threading.Event().wait(0.01)
         monkeypatch.setattr(database, "backoff_sleep", others_queue_up)
         commits.clear()
@@ -95,8 +99,44 @@ def test_an_unexpected_failure_reruns_each_caller_alone(group_of):
     assert _names() == {"ann", "bob"}
 
 
+def test_a_database_failure_goes_to_every_caller_without_reruns(group_of):
+    def gone():
+        raise DatabaseUnavailable("database gone")
+    outcomes, commits = group_of(_add("ann"), _add("cid", then=gone))
+    assert commits == 0
+    assert all(isinstance(outcome, DatabaseUnavailable) for outcome in outcomes)
+    assert _names() == set()
+
+
 def test_the_lead_passes_on_and_a_lone_caller_runs_at_once(app, group_of):
     group_of(_add("ann"), _add("bob"))
     assert database._shared.leading is False and database._shared.queue == []
     assert database.run_write_shared(db.session, _add("cid")) == "cid"
     assert _names() == {"ann", "bob", "cid"}
+
+
+def test_a_leader_stopped_at_its_yield_hands_the_lead_on(app, monkeypatch):
+    monkeypatch.setattr(database, "_shared", database._SharedWrites())
+    results = {}
+
+    def bob():
+        with app.app_context():
+            results["bob"] = database.run_write_shared(db.session, _add("bob"))
+            db.session.remove()
+    thread = threading.Thread(target=bob, daemon=True)
+    yields = []
+
+    def killed_at_first_yield(_seconds):
+        yields.append(1)
+        if len(yields) == 1:  # ann leads: bob queues behind her, then she is stopped
+            thread.start()
+            while len(database._shared.queue) < 2:
+                threading.Event().wait(0.01)
+            raise KeyboardInterrupt  # as a killed green thread's GreenletExit would
+    monkeypatch.setattr(database, "backoff_sleep", killed_at_first_yield)
+    with pytest.raises(KeyboardInterrupt):
+        database.run_write_shared(db.session, _add("ann"))
+    thread.join(10)
+    assert results == {"bob": "bob"}  # bob led next instead of waiting forever
+    assert _names() == {"bob"}
+    assert database._shared.leading is False and database._shared.queue == []
