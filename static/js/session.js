@@ -45,8 +45,15 @@ export function accessToken() {
   return session ? session.access_token : null;
 }
 
+// Set once this tab is on its way to the login page. A logout makes the server
+// close this tab's sockets, and the reconnect that follows is refused: that
+// second ending must not start a second navigation racing the first.
+let leaving = false;
+
 /** The session is over (refresh refused, or logged out elsewhere): back to login. */
 export function sessionEnded(reason = "expired") {
+  if (leaving) return;
+  leaving = true;
   clearSession();
   location.replace(`/?session=${encodeURIComponent(reason)}`);
 }
@@ -193,6 +200,7 @@ export function upload(method, path, body, contentType, onProgress) {
 
 /** Log out: the server revokes this user's tokens and disconnects its sockets. */
 export async function logout() {
+  leaving = true;
   try {
     await fetch("/logout", { method: "POST", headers: { Authorization: `Bearer ${accessToken()}` } });
   } catch {
