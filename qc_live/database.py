@@ -175,6 +175,11 @@ def is_unavailable(exc: Exception) -> bool:
     return False
 
 
+def _sqlite_busy(exc: Exception) -> bool:
+    """SQLite's write lock stayed taken (by another process) past busy_timeout."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
 def run_write(session, work, *args, attempts: int = 5, **kwargs):
     """Run ``work(session, *args, **kwargs)`` in one write transaction and commit.
 
@@ -206,8 +211,7 @@ def run_write(session, work, *args, attempts: int = 5, **kwargs):
         except OperationalError as exc:
             if is_unavailable(exc):
                 raise DatabaseUnavailable(str(exc.orig)) from exc
-            retry = _mysql_code(exc) in _RETRY_CODES or (
-                sqlite and "database is locked" in str(exc.orig))
+            retry = _mysql_code(exc) in _RETRY_CODES or (sqlite and _sqlite_busy(exc))
             if not retry or attempt == attempts:
                 raise
             log.info("write transaction retried after %s (attempt %d)", exc.orig, attempt)
@@ -335,8 +339,7 @@ def _run_group(session, group: list[_Queued], refusals: tuple) -> None:
     try:
         outcomes = run_write(session, work_all)
     except Exception as exc:
-        locked = isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
-        if len(group) == 1 or locked or is_unavailable(exc):
+        if len(group) == 1 or _sqlite_busy(exc) or is_unavailable(exc):
             # Nobody's fault but the database's: each alone would fail the same.
             for queued in group:
                 queued.finish(error=exc)

@@ -108,7 +108,13 @@ _FRESH = {"populate_existing": True}
 
 _tasks, _events, _users = Task.__table__, TaskEvent.__table__, User.__table__
 _param = sa.bindparam
-_not_overdue = sa.or_(_tasks.c.deadline.is_(None), _tasks.c.deadline > _param("now"))
+
+
+def _not_overdue_in(table):
+    return sa.or_(table.c.deadline.is_(None), table.c.deadline > _param("now"))
+
+
+_not_overdue = _not_overdue_in(_tasks)
 
 # The FIFO head: highest priority, then oldest. One index range read (ix_tasks_queue).
 _QUEUE_HEAD = (sa.select(_tasks).where(_tasks.c.status == PENDING, _not_overdue)
@@ -118,8 +124,7 @@ _QUEUE_HEAD = (sa.select(_tasks).where(_tasks.c.status == PENDING, _not_overdue)
 # read locks nothing on MySQL/MariaDB).
 _top = _tasks.alias("queue_top")
 _TOP_PRIORITY = (sa.select(_top.c.priority)
-                 .where(_top.c.status == PENDING,
-                        sa.or_(_top.c.deadline.is_(None), _top.c.deadline > _param("now")))
+                 .where(_top.c.status == PENDING, _not_overdue_in(_top))
                  .order_by(_top.c.priority.desc()).limit(1).scalar_subquery())
 # Within that priority, a task due soon goes first (ix_tasks_due). The whole
 # row, like the FIFO read: with only the id selected, concurrent claims on
