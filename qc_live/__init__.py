@@ -11,15 +11,21 @@ from .extensions import db, jwt, socketio
 __all__ = ["create_app", "socketio"]
 
 
-def create_app(test_config: Config | dict | None = None) -> Flask:
+def create_app(test_config: Config | dict | None = None,
+               async_mode: str | None = None) -> Flask:
     """Build the application. Without arguments the configuration comes from
-    the environment; tests pass a Config (or a dict of Config fields)."""
+    the environment; tests pass a Config (or a dict of Config fields).
+
+    `async_mode` is run.py's, which has monkey-patched for it; without it the
+    app runs in "threading" mode (the CLI, tests, scripts)."""
     if test_config is None:
         config = from_env()
     elif isinstance(test_config, Config):
         config = test_config
     else:
         config = Config(**test_config)
+    if async_mode is not None:
+        config = config.with_overrides(async_mode=async_mode)
 
     logging.basicConfig(level=config.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

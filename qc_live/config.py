@@ -2,6 +2,12 @@
 
 Nothing else in the package looks at ``os.environ``: `create_app` builds a
 `Config` from it (or from a test's overrides) and everything reads that.
+
+The one exception is QC_ASYNC_MODE: run.py reads it, because eventlet and
+gevent must monkey-patch before anything else is imported, and hands it to
+`create_app`. Every other way in (the `flask` CLI, an import) runs in
+"threading" mode: a process that was not monkey-patched must not load
+eventlet or gevent at all.
 """
 import os
 import secrets
@@ -30,7 +36,8 @@ class Config:
     message_queue: str | None = None
     # Deployments sharing one Redis keep apart by channel.
     message_queue_channel: str = "qc_live"
-    async_mode: str = "eventlet"
+    # Set by run.py (see above); anything else runs without eventlet/gevent.
+    async_mode: str = "threading"
     production: bool = False
     instance_path: str = str(DEFAULT_INSTANCE)
     # Presence: every process renews its lease this often; a process whose
@@ -153,7 +160,6 @@ def from_env(environ=None) -> Config:
         ack_timeout_seconds=_number(env, "QC_ACK_TIMEOUT", 30.0),
         message_queue=env.get("QC_MESSAGE_QUEUE") or None,
         message_queue_channel=env.get("QC_MESSAGE_QUEUE_CHANNEL") or "qc_live",
-        async_mode=env.get("QC_ASYNC_MODE", "eventlet"),
         production=production,
         instance_path=str(instance),
         heartbeat_seconds=heartbeat,

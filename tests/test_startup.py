@@ -3,6 +3,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,16 +56,22 @@ def test_secret_key_is_generated_once_and_kept(tmp_path):
 
 
 def test_cli_creates_a_user_who_can_log_in(server, database, tmp_path):
+    # The README's command, with the server's own async mode in the environment:
+    # the CLI must not load eventlet/gevent (their warnings, unpatched loop).
+    flask = str(Path(sys.executable).parent / "flask")
     env = {**os.environ, "DATABASE_URL": database.url, "QC_INSTANCE_PATH": str(tmp_path),
-           "QC_SECRET_KEY": server.env["QC_SECRET_KEY"]}
+           "QC_SECRET_KEY": server.env["QC_SECRET_KEY"], "QC_ASYNC_MODE": "eventlet"}
     result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "qc_live", "create-user", "carol",
+        [flask, "--app", "qc_live", "create-user", "carol",
          "--role", "supervisor", "--password", "carol-password"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    user_id = server.login("carol", "carol-password")["user"]["id"]
+    assert result.stdout == f"created supervisor 'carol' (id {user_id})\n"
     assert server.login("carol", "carol-password")["user"]["role"] == "supervisor"
     again = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "qc_live", "create-user", "carol",
+        [flask, "--app", "qc_live", "create-user", "carol",
          "--password", "carol-password"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode != 0 and "taken" in again.stderr
