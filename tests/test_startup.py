@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from live import ROOT, Reviewer, Server
+from live import ROOT, Database, Reviewer, Server
+
+
+def _first_run_files(tmp_path) -> list[Path]:
+    return sorted((tmp_path / "instance").glob("first-run-admin*.txt"))
 
 
 def test_first_run_without_admin_settings_prints_working_credentials(database, tmp_path):
@@ -18,8 +22,12 @@ def test_first_run_without_admin_settings_prints_working_credentials(database, t
         found = re.search(r"username: (\S+)\s+password: (\S+)", log)
         assert found, log
         assert server.login(found[1], found[2])["user"]["role"] == "admin"
-        saved = (tmp_path / "instance" / "first-run-admin.txt").read_text()
-        assert found[2] in saved
+        [note] = _first_run_files(tmp_path)
+        assert f"password: {found[2]}\n" in note.read_text()
+        assert oct(note.stat().st_mode & 0o777) == "0o600"
+        # both say to delete the file once read
+        assert str(note) in log and "delete" in log.lower()
+        assert "delete this file" in note.read_text().lower()
     finally:
         server.stop()
     # a second start creates no second admin and prints nothing new
@@ -28,8 +36,40 @@ def test_first_run_without_admin_settings_prints_working_credentials(database, t
     again.start()
     try:
         assert "password:" not in again.log()
+        assert _first_run_files(tmp_path) == [note]
     finally:
         again.stop()
+
+
+def test_a_second_database_does_not_overwrite_the_first_admin_password(tmp_path):
+    """Two databases, one instance folder: each first-run admin keeps its own
+    file (never overwritten), and both passwords work."""
+    passwords = []
+    databases = []
+    try:
+        for name in ("first", "second"):
+            (tmp_path / name).mkdir()
+            databases.append(Database(tmp_path / name))
+            server = Server(databases[-1], tmp_path, QC_ADMIN_USERNAME="",
+                            QC_ADMIN_PASSWORD="").start()
+            try:
+                passwords.append(re.search(r"password: (\S+)", server.log())[1])
+            finally:
+                server.stop()
+        files = _first_run_files(tmp_path)
+        assert len(files) == 2, files
+        saved = [re.search(r"password: (\S+)", f.read_text())[1] for f in files]
+        assert sorted(saved) == sorted(passwords) and passwords[0] != passwords[1]
+        for database, password in zip(databases, passwords):
+            server = Server(database, tmp_path, QC_ADMIN_USERNAME="",
+                            QC_ADMIN_PASSWORD="").start()
+            try:
+                assert server.login("admin", password)["user"]["role"] == "admin"
+            finally:
+                server.stop()
+    finally:
+        for database in databases:
+            database.drop()
 
 
 def test_configured_admin_is_created_once(server):
