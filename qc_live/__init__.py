@@ -4,7 +4,7 @@ import logging
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
-from . import database, errors
+from . import access_log, database, errors
 from .config import Config, from_env
 from .extensions import db, jwt, socketio
 
@@ -38,10 +38,6 @@ def create_app(test_config: Config | dict | None = None,
         MAX_CONTENT_LENGTH=config.max_request_bytes,
     )
     app.json.sort_keys = False
-    if config.proxy_hops:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops,
-                                x_proto=config.proxy_hops)
     app.extensions["qc_config"] = config
 
     from .auth import bootstrap_admin, configure_jwt
@@ -59,6 +55,13 @@ def create_app(test_config: Config | dict | None = None,
         engineio_logger=False,
     )
     database.backoff_sleep = socketio.sleep
+    # Around Socket.IO's middleware: its requests too get the client's address
+    # and a request id, and are logged.
+    if config.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops,
+                                x_proto=config.proxy_hops)
+    access_log.init_app(app, config, sessions=lambda sid: socketio.server.environ.get(sid))
 
     from . import (api_board, api_health, api_reviewer, api_stats, api_tasks, api_users, auth,
                    cli, openapi, pages, sockets)  # noqa: F401

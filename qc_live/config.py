@@ -75,6 +75,9 @@ class Config:
     # before use (one round trip); one in steady use is not (see database.py).
     db_ping_after: float = 5.0
     log_level: str = "INFO"
+    # One JSON line per HTTP request on stdout (access_log.py): "off", "on"
+    # (Socket.IO's long-polling requests left out), or "all".
+    access_log: str = "off"
     extra: dict = field(default_factory=dict)
 
     @property
@@ -115,6 +118,9 @@ def _persistent_secret(instance: Path) -> str:
     return key
 
 
+_ACCESS_LOG_MODES = {"": "off", "0": "off", "1": "on", "all": "all"}
+
+
 def from_env(environ=None) -> Config:
     """Build the configuration from environment variables (see README)."""
     env = os.environ if environ is None else environ
@@ -149,6 +155,9 @@ def from_env(environ=None) -> Config:
     if pool_size < 1:
         # SQLAlchemy reads a pool size of 0 as "no limit".
         raise ConfigError(f"QC_DB_POOL_SIZE must be at least 1, got {pool_size}")
+    access_log = _ACCESS_LOG_MODES.get(env.get("QC_ACCESS_LOG", "").strip())
+    if access_log is None:
+        raise ConfigError(f"QC_ACCESS_LOG must be 0, 1 or all, got {env['QC_ACCESS_LOG']!r}")
     return Config(
         host=env.get("HOST", "127.0.0.1"),
         port=int(_number(env, "PORT", 5000, int)),
@@ -177,4 +186,5 @@ def from_env(environ=None) -> Config:
         db_pool_timeout=_number(env, "QC_DB_POOL_TIMEOUT", 10.0),
         db_ping_after=_number(env, "QC_DB_PING_AFTER", 5.0),
         log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
+        access_log=access_log,
     )

@@ -10,7 +10,7 @@ import logging
 from flask import current_app, request, session
 from flask_socketio import ConnectionRefusedError, join_room
 
-from . import board, dispatch, limits, presence
+from . import access_log, board, dispatch, limits, presence
 from .auth import user_from_token
 from .database import is_unavailable, run_write
 from .errors import Forbidden, QCError, RateLimited, Unauthorized, Unavailable, as_ack
@@ -61,7 +61,9 @@ def refusing(connect_handler):
 
 def authenticate(auth, role: Role, exact: bool):
     token = auth.get("token") if isinstance(auth, dict) else None
-    return user_from_token(token, role, exact=exact)
+    user = user_from_token(token, role, exact=exact)
+    access_log.identify(user.id)
+    return user
 
 
 def _remember_socket(namespace: str, user, then=None):
