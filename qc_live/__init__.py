@@ -4,7 +4,7 @@ import logging
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
-from . import access_log, database, errors
+from . import access_log, database, errors, metrics
 from .config import Config, from_env
 from .extensions import db, jwt, socketio
 
@@ -66,8 +66,9 @@ def create_app(test_config: Config | dict | None = None,
     from . import (api_board, api_health, api_reviewer, api_stats, api_tasks, api_users, auth,
                    cli, openapi, pages, sockets)  # noqa: F401
     for blueprint in (auth.bp, api_tasks.bp, api_reviewer.bp, api_users.bp, api_board.bp,
-                      api_health.bp, cli.bp, pages.bp, api_stats.bp, openapi.bp):
+                      api_health.bp, cli.bp, pages.bp, api_stats.bp, openapi.bp, metrics.bp):
         app.register_blueprint(blueprint)
+    metrics.init_app(app)
     errors.register(app)
 
     with app.app_context():

@@ -78,6 +78,11 @@ class Config:
     # One JSON line per HTTP request on stdout (access_log.py): "off", "on"
     # (Socket.IO's long-polling requests left out), or "all".
     access_log: str = "off"
+    # GET /metrics: open when None, else it needs "Authorization: Bearer <token>".
+    metrics_token: str | None = None
+    # prometheus_client's multi-process directory (PROMETHEUS_MULTIPROC_DIR): the
+    # counters of every process on this host, summed, from any one of them.
+    metrics_multiproc_dir: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -158,6 +163,9 @@ def from_env(environ=None) -> Config:
     access_log = _ACCESS_LOG_MODES.get(env.get("QC_ACCESS_LOG", "").strip())
     if access_log is None:
         raise ConfigError(f"QC_ACCESS_LOG must be 0, 1 or all, got {env['QC_ACCESS_LOG']!r}")
+    multiproc_dir = env.get("PROMETHEUS_MULTIPROC_DIR") or None
+    if multiproc_dir and not os.path.isdir(multiproc_dir):
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR {multiproc_dir!r} is not a directory")
     return Config(
         host=env.get("HOST", "127.0.0.1"),
         port=int(_number(env, "PORT", 5000, int)),
@@ -187,4 +195,6 @@ def from_env(environ=None) -> Config:
         db_ping_after=_number(env, "QC_DB_PING_AFTER", 5.0),
         log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
         access_log=access_log,
+        metrics_token=env.get("QC_METRICS_TOKEN") or None,
+        metrics_multiproc_dir=multiproc_dir,
     )
