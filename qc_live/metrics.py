@@ -31,8 +31,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from .board import NAMESPACE as BOARD_NAMESPACE
 from .clock import ago, utcnow
 from .errors import Unauthorized
+from .extensions import db
+from .models import Connection, Role, ServerProcess, Task, TaskStatus, User
+from .presence import REVIEWER_NAMESPACE, live_socket_exists
 
 log = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
@@ -44,41 +48,51 @@ prometheus_client.disable_created_metrics()
 # writes them to PROMETHEUS_MULTIPROC_DIR, and the scrape reads the files).
 LOCAL = CollectorRegistry()
 
-COMPLETIONS = Counter(
-    "qc_completions", "Tasks completed, by route (socket: task-complete, rest: "
-    "POST /complete_task) and outcome (pass, fail, none)", ["route", "outcome"],
-    registry=LOCAL)
-NEXT_TASK_SECONDS = Histogram(
-    "qc_complete_to_next_seconds", "From a completion's arrival to the emit of the "
-    "reviewer's next task-assigned (completions that had a next task)", ["route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-    registry=LOCAL)
-CLAIMS = Counter(
-    "qc_claims", "Tasks handed to a reviewer: each new task-assigned pushed (a task "
-    "shown again to a reconnecting socket is not one)", registry=LOCAL)
-TAKEN_BACK = Counter(
-    "qc_tasks_taken_back", "Tasks taken back from their reviewer, by reason: "
-    "unacknowledged (an offer no socket acknowledged in time), abandoned (grace ran out), "
-    "released, cancelled, expired", ["reason"], registry=LOCAL)
-DATABASE_ERRORS = Counter(
-    "qc_database_errors", "Write transactions retried (deadlock, lock wait timeout, SQLite "
-    "busy) or refused because the database was unavailable", ["kind"], registry=LOCAL)
-QUEUE_ERRORS = Counter(
-    "qc_message_queue_errors", "Failed message-queue (Redis) attempts python-socketio "
-    "reported, by operation: publish (it retries once) or listen", ["operation"],
-    registry=LOCAL)
 
-# Series that exist from the start, at 0, so that rate() and alerts see them.
-for _route in ("socket", "rest"):
-    NEXT_TASK_SECONDS.labels(_route)
-    for _outcome in ("pass", "fail", "none"):
-        COMPLETIONS.labels(_route, _outcome)
-for _reason in ("unacknowledged", "abandoned", "released", "cancelled", "expired"):
-    TAKEN_BACK.labels(_reason)
-for _kind in ("retried", "unavailable"):
-    DATABASE_ERRORS.labels(_kind)
-for _operation in ("publish", "listen"):
-    QUEUE_ERRORS.labels(_operation)
+class _Instruments:
+    """The counters and the histogram. Made by `init_app`, after the
+    configuration was checked: in multi-process mode making them opens files."""
+
+    def __init__(self):
+        self.completions = Counter(
+            "qc_completions", "Tasks completed, by route (socket: task-complete, rest: "
+            "POST /complete_task) and outcome (pass, fail, none)", ["route", "outcome"],
+            registry=LOCAL)
+        self.next_task_seconds = Histogram(
+            "qc_complete_to_next_seconds", "From a completion's arrival to the emit of "
+            "the reviewer's next task-assigned (completions that had a next task)",
+            ["route"], registry=LOCAL,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.claims = Counter(
+            "qc_claims", "Tasks handed to a reviewer: each new task-assigned pushed (a "
+            "task shown again to a reconnecting socket is not one)", registry=LOCAL)
+        self.taken_back = Counter(
+            "qc_tasks_taken_back", "Tasks taken back from their reviewer, by reason: "
+            "unacknowledged (an offer no socket acknowledged in time), abandoned (grace "
+            "ran out), released, cancelled, expired", ["reason"], registry=LOCAL)
+        self.database_errors = Counter(
+            "qc_database_errors", "Write transactions retried (deadlock, lock wait "
+            "timeout, SQLite busy) or refused because the database was unavailable",
+            ["kind"], registry=LOCAL)
+        self.queue_errors = Counter(
+            "qc_message_queue_errors", "Failed message-queue (Redis) attempts "
+            "python-socketio reported, by operation: publish (it retries once) or listen",
+            ["operation"], registry=LOCAL)
+        # Series that exist from the start, at 0, so that rate() and alerts see them.
+        for route in ("socket", "rest"):
+            self.next_task_seconds.labels(route)
+            for outcome in ("pass", "fail", "none"):
+                self.completions.labels(route, outcome)
+        for reason in ("unacknowledged", "abandoned", "released", "cancelled", "expired"):
+            self.taken_back.labels(reason)
+        for kind in ("retried", "unavailable"):
+            self.database_errors.labels(kind)
+        for operation in ("publish", "listen"):
+            self.queue_errors.labels(operation)
+
+
+# None until init_app: code run without an app (scripts) counts nothing.
+_made: _Instruments | None = None
 
 # next task id -> (route, when its completion arrived), until the task's push.
 _awaiting_push: dict[int, tuple[str, float]] = {}
@@ -91,7 +105,9 @@ def clock() -> float:
 
 def completed(route: str, outcome: str | None, result, started: float) -> None:
     """A completion went through (`result`: dispatch.complete's Outcome)."""
-    COMPLETIONS.labels(route, outcome or "none").inc()
+    if _made is None:
+        return
+    _made.completions.labels(route, outcome or "none").inc()
     following = result.value.get("next_task")
     if following is not None:
         if len(_awaiting_push) >= _MAX_AWAITING:  # pushes that never happened
@@ -102,20 +118,23 @@ def completed(route: str, outcome: str | None, result, started: float) -> None:
 
 def pushed(notice) -> None:
     """notify.push emitted this notice."""
-    from .dispatch import Assigned, Revoked
+    from .dispatch import Assigned, Revoked  # dispatch imports database, which imports us
+    if _made is None:
+        return
     if isinstance(notice, Assigned):
         if not notice.resent:
-            CLAIMS.inc()
+            _made.claims.inc()
         waiting = _awaiting_push.pop(notice.task["id"], None)
         if waiting is not None:
             route, started = waiting
-            NEXT_TASK_SECONDS.labels(route).observe(clock() - started)
+            _made.next_task_seconds.labels(route).observe(clock() - started)
     elif isinstance(notice, Revoked):
-        TAKEN_BACK.labels(notice.reason).inc()
+        _made.taken_back.labels(notice.reason).inc()
 
 
 def database_error(kind: str) -> None:
-    DATABASE_ERRORS.labels(kind).inc()
+    if _made is not None:
+        _made.database_errors.labels(kind).inc()
 
 
 class _QueueErrors(logging.Handler):
@@ -131,16 +150,21 @@ class _QueueErrors(logging.Handler):
             message = record.getMessage().lower()
         except Exception:
             return
+        if _made is None:
+            return
         if "publish" in message:
-            QUEUE_ERRORS.labels("publish").inc()
+            _made.queue_errors.labels("publish").inc()
         elif "receive" in message or "listen" in message:
-            QUEUE_ERRORS.labels("listen").inc()
+            _made.queue_errors.labels("listen").inc()
 
 
 _queue_errors = _QueueErrors()
 
 
 def init_app(app) -> None:
+    global _made
+    if _made is None:
+        _made = _Instruments()
     socketio_log = logging.getLogger("socketio")
     if _queue_errors not in socketio_log.handlers:
         socketio_log.addHandler(_queue_errors)
@@ -183,9 +207,6 @@ class FloorCollector:
 
 
 def floor(session, lease_seconds: float) -> dict:
-    from .models import Connection, Role, ServerProcess, Task, TaskStatus, User
-    from .presence import REVIEWER_NAMESPACE, live_socket_exists
-    from .board import NAMESPACE as BOARD_NAMESPACE
     live_process = ServerProcess.heartbeat_at > ago(lease_seconds)
     sockets = {REVIEWER_NAMESPACE: 0, BOARD_NAMESPACE: 0}
     sockets.update(session.execute(
@@ -218,7 +239,6 @@ def floor(session, lease_seconds: float) -> dict:
 
 @bp.get("/metrics")
 def metrics():
-    from .extensions import db
     config = current_app.extensions["qc_config"]
     if config.metrics_token is not None:
         given = request.headers.get("Authorization", "").encode()
