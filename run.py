@@ -30,7 +30,7 @@ from qc_live.listener import listening_socket  # noqa: E402
 
 def main() -> int:
     try:
-        app = create_app()
+        app = create_app(async_mode=ASYNC_MODE)
     except ConfigError as error:
         print(f"qc_live: {error}", file=sys.stderr)
         return 2

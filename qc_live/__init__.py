@@ -4,22 +4,28 @@ import logging
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
-from . import database, errors
+from . import access_log, database, errors, metrics
 from .config import Config, from_env
 from .extensions import db, jwt, socketio
 
 __all__ = ["create_app", "socketio"]
 
 
-def create_app(test_config: Config | dict | None = None) -> Flask:
+def create_app(test_config: Config | dict | None = None,
+               async_mode: str | None = None) -> Flask:
     """Build the application. Without arguments the configuration comes from
-    the environment; tests pass a Config (or a dict of Config fields)."""
+    the environment; tests pass a Config (or a dict of Config fields).
+
+    `async_mode` is run.py's, which has monkey-patched for it; without it the
+    app runs in "threading" mode (the CLI, tests, scripts)."""
     if test_config is None:
         config = from_env()
     elif isinstance(test_config, Config):
         config = test_config
     else:
         config = Config(**test_config)
+    if async_mode is not None:
+        config = config.with_overrides(async_mode=async_mode)
 
     logging.basicConfig(level=config.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -32,10 +38,6 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
         MAX_CONTENT_LENGTH=config.max_request_bytes,
     )
     app.json.sort_keys = False
-    if config.proxy_hops:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops,
-                                x_proto=config.proxy_hops)
     app.extensions["qc_config"] = config
 
     from .auth import bootstrap_admin, configure_jwt
@@ -53,12 +55,20 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
         engineio_logger=False,
     )
     database.backoff_sleep = socketio.sleep
+    # Around Socket.IO's middleware: its requests too get the client's address
+    # and a request id, and are logged.
+    if config.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops,
+                                x_proto=config.proxy_hops)
+    access_log.init_app(app, config, sessions=lambda sid: socketio.server.environ.get(sid))
 
     from . import (api_board, api_health, api_reviewer, api_stats, api_tasks, api_users, auth,
                    cli, openapi, pages, sockets)  # noqa: F401
     for blueprint in (auth.bp, api_tasks.bp, api_reviewer.bp, api_users.bp, api_board.bp,
-                      api_health.bp, cli.bp, pages.bp, api_stats.bp, openapi.bp):
+                      api_health.bp, cli.bp, pages.bp, api_stats.bp, openapi.bp, metrics.bp):
         app.register_blueprint(blueprint)
+    metrics.init_app(app)
     errors.register(app)
 
     with app.app_context():

@@ -8,7 +8,7 @@ QC_GRACE_SECONDS (GET /me/task is enough).
 from flask import Blueprint, current_app, jsonify
 from flask_jwt_extended import current_user
 
-from . import dispatch, presence
+from . import dispatch, metrics, presence
 from .auth import role_required
 from .database import run_write
 from .errors import Forbidden
@@ -43,11 +43,13 @@ def my_task():
 @bp.post("/complete_task")
 @role_required(Role.REVIEWER, exact=True)
 def complete_task():
+    started = metrics.clock()
     task_id, outcome, note, user_id = completion(json_body())
     if user_id is not None and user_id != current_user.id:
         raise Forbidden("reviewers complete their own tasks only", code="not_your_task")
     _seen()
     result = dispatch.complete(db.session, current_user.id, task_id, outcome, note)
+    metrics.completed("rest", outcome, result, started)
     push(result)
     nxt = result.value["next_task"]
     _delivered(nxt)

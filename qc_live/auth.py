@@ -3,12 +3,15 @@
 Tokens carry the user's `token_version`; logout and deactivation bump it, so
 every access and refresh token issued before is dead at once.
 """
+import os
+import re
 import secrets
 from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from flask import Blueprint, current_app, jsonify, request
 from flask_jwt_extended import (create_access_token, create_refresh_token, current_user,
                                 decode_token, jwt_required)
@@ -203,12 +206,39 @@ def bootstrap_admin(session, config) -> None:
     session.add(User(username="admin", role=Role.ADMIN.value,
                      password_hash=hash_password(password)))
     session.commit()
-    note = Path(config.instance_path) / "first-run-admin.txt"
-    note.parent.mkdir(parents=True, exist_ok=True)
-    note.write_text(f"username: admin\npassword: {password}\n")
-    note.chmod(0o600)
+    try:
+        saved = f"also saved in {_save_first_run_admin(config, password)}: delete that file"
+    except OSError as exc:
+        saved = f"could not be saved ({exc}): note it now"
     banner = "=" * 64
     print(f"\n{banner}\n qc_live first run: created the admin account\n"
           f"   username: admin\n   password: {password}\n"
-          f" (also saved in {note}; set QC_ADMIN_USERNAME/QC_ADMIN_PASSWORD\n"
-          f"  to choose your own)\n{banner}\n", flush=True)
+          f" ({saved} once read;\n"
+          f"  set QC_ADMIN_USERNAME/QC_ADMIN_PASSWORD to choose your own)\n{banner}\n",
+          flush=True)
+
+
+def _save_first_run_admin(config, password: str) -> Path:
+    """Write the generated password to <instance>/first-run-admin-<database>.txt
+    (mode 0600). One file per database, and never over an existing one: the
+    instance folder may serve several databases (DATABASE_URL), and each
+    admin's password must survive the next one's first run."""
+    url = make_url(config.database_url)
+    name = Path(url.database or "").stem if config.is_sqlite else url.database
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "")[:64] or "database"
+    folder = Path(config.instance_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (f"qc_live's first-run admin of the database {url.render_as_string()}\n"
+            f"username: admin\npassword: {password}\n"
+            "Delete this file once you have read it (and change the password: "
+            "POST /me/password).\n")
+    for attempt in range(1, 1000):
+        path = folder / f"first-run-admin-{label}{'' if attempt == 1 else f'-{attempt}'}.txt"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        return path
+    raise FileExistsError(f"{folder}: too many first-run-admin-{label}*.txt files")

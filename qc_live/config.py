@@ -2,6 +2,12 @@
 
 Nothing else in the package looks at ``os.environ``: `create_app` builds a
 `Config` from it (or from a test's overrides) and everything reads that.
+
+The one exception is QC_ASYNC_MODE: run.py reads it, because eventlet and
+gevent must monkey-patch before anything else is imported, and hands it to
+`create_app`. Every other way in (the `flask` CLI, an import) runs in
+"threading" mode: a process that was not monkey-patched must not load
+eventlet or gevent at all.
 """
 import os
 import secrets
@@ -30,7 +36,8 @@ class Config:
     message_queue: str | None = None
     # Deployments sharing one Redis keep apart by channel.
     message_queue_channel: str = "qc_live"
-    async_mode: str = "eventlet"
+    # Set by run.py (see above); anything else runs without eventlet/gevent.
+    async_mode: str = "threading"
     production: bool = False
     instance_path: str = str(DEFAULT_INSTANCE)
     # Presence: every process renews its lease this often; a process whose
@@ -68,6 +75,14 @@ class Config:
     # before use (one round trip); one in steady use is not (see database.py).
     db_ping_after: float = 5.0
     log_level: str = "INFO"
+    # One JSON line per HTTP request on stdout (access_log.py): "off", "on"
+    # (Socket.IO's long-polling requests left out), or "all".
+    access_log: str = "off"
+    # GET /metrics: open when None, else it needs "Authorization: Bearer <token>".
+    metrics_token: str | None = None
+    # prometheus_client's multi-process directory (PROMETHEUS_MULTIPROC_DIR): the
+    # counters of every process on this host, summed, from any one of them.
+    metrics_multiproc_dir: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -108,6 +123,9 @@ def _persistent_secret(instance: Path) -> str:
     return key
 
 
+_ACCESS_LOG_MODES = {"": "off", "0": "off", "1": "on", "all": "all"}
+
+
 def from_env(environ=None) -> Config:
     """Build the configuration from environment variables (see README)."""
     env = os.environ if environ is None else environ
@@ -142,6 +160,12 @@ def from_env(environ=None) -> Config:
     if pool_size < 1:
         # SQLAlchemy reads a pool size of 0 as "no limit".
         raise ConfigError(f"QC_DB_POOL_SIZE must be at least 1, got {pool_size}")
+    access_log = _ACCESS_LOG_MODES.get(env.get("QC_ACCESS_LOG", "").strip())
+    if access_log is None:
+        raise ConfigError(f"QC_ACCESS_LOG must be 0, 1 or all, got {env['QC_ACCESS_LOG']!r}")
+    multiproc_dir = env.get("PROMETHEUS_MULTIPROC_DIR") or None
+    if multiproc_dir and not os.path.isdir(multiproc_dir):
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR {multiproc_dir!r} is not a directory")
     return Config(
         host=env.get("HOST", "127.0.0.1"),
         port=int(_number(env, "PORT", 5000, int)),
@@ -153,7 +177,6 @@ def from_env(environ=None) -> Config:
         ack_timeout_seconds=_number(env, "QC_ACK_TIMEOUT", 30.0),
         message_queue=env.get("QC_MESSAGE_QUEUE") or None,
         message_queue_channel=env.get("QC_MESSAGE_QUEUE_CHANNEL") or "qc_live",
-        async_mode=env.get("QC_ASYNC_MODE", "eventlet"),
         production=production,
         instance_path=str(instance),
         heartbeat_seconds=heartbeat,
@@ -171,4 +194,7 @@ def from_env(environ=None) -> Config:
         db_pool_timeout=_number(env, "QC_DB_POOL_TIMEOUT", 10.0),
         db_ping_after=_number(env, "QC_DB_PING_AFTER", 5.0),
         log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
+        access_log=access_log,
+        metrics_token=env.get("QC_METRICS_TOKEN") or None,
+        metrics_multiproc_dir=multiproc_dir,
     )

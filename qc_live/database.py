@@ -18,6 +18,8 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from . import metrics
+
 log = logging.getLogger(__name__)
 
 _IMMEDIATE = "qc_write"
@@ -207,14 +209,17 @@ def run_write(session, work, *args, attempts: int = 5, **kwargs):
                     session.rollback()
                     raise
         except PoolTimeout as exc:
+            metrics.database_error("unavailable")
             raise DatabaseUnavailable(f"no free database connection: {exc}") from exc
         except OperationalError as exc:
             if is_unavailable(exc):
+                metrics.database_error("unavailable")
                 raise DatabaseUnavailable(str(exc.orig)) from exc
             retry = _mysql_code(exc) in _RETRY_CODES or (sqlite and _sqlite_busy(exc))
             if not retry or attempt == attempts:
                 raise
             log.info("write transaction retried after %s (attempt %d)", exc.orig, attempt)
+            metrics.database_error("retried")
             if backoff_sleep is not None:
                 backoff_sleep(random.uniform(0.005, 0.02) * attempt)
 

@@ -8,7 +8,7 @@ import logging
 import threading
 from functools import partial
 
-from . import dispatch
+from . import dispatch, metrics
 from .board import broadcaster
 from .database import is_unavailable, run_write, yield_to_loop
 from .dispatch import Assigned, Idle, Outcome, Revoked
@@ -55,6 +55,7 @@ def push(outcome: Outcome | list, sid: str | None = None) -> None:
         elif isinstance(notice, Revoked):
             socketio.emit("task-revoked", {"task_id": notice.task_id, "reason": notice.reason},
                           to=room, namespace=REVIEWER_NAMESPACE)
+        metrics.pushed(notice)
 
 
 def _offer(notice: Assigned, only_sid: str | None) -> None:

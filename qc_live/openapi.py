@@ -374,6 +374,12 @@ PATHS = {
          "503": _json(_obj({"status": STRING, "database": STRING, "error": {"type": "object"}},
                            extra=True), "the database does not answer")},
         tag="operations", public=True)},
+    "/metrics": {"get": _op(
+        "Prometheus metrics", "anyone; with QC_METRICS_TOKEN set, that token as a bearer",
+        {"200": {"description": "Prometheus text format (OpenMetrics if asked for in Accept): "
+                 "this process's counters and the floor's gauges (docs/deploy.md)",
+                 "content": {"text/plain": {"schema": STRING}}}},
+        ("401",), tag="operations", public=True)},
     "/openapi.json": {"get": _op("This document", "anyone",
                                  {"200": {"description": "OpenAPI 3.1",
                                           "content": {"application/json": {}}}},

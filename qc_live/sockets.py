@@ -10,7 +10,7 @@ import logging
 from flask import current_app, request, session
 from flask_socketio import ConnectionRefusedError, join_room
 
-from . import board, dispatch, limits, presence
+from . import access_log, board, dispatch, limits, metrics, presence
 from .auth import user_from_token
 from .database import is_unavailable, run_write
 from .errors import Forbidden, QCError, RateLimited, Unauthorized, Unavailable, as_ack
@@ -61,7 +61,9 @@ def refusing(connect_handler):
 
 def authenticate(auth, role: Role, exact: bool):
     token = auth.get("token") if isinstance(auth, dict) else None
-    return user_from_token(token, role, exact=exact)
+    user = user_from_token(token, role, exact=exact)
+    access_log.identify(user.id)
+    return user
 
 
 def _remember_socket(namespace: str, user, then=None):
@@ -145,10 +147,12 @@ def reviewer_disconnect(*_reason):
 @socketio.on("task-complete", namespace=REVIEWER)
 @guarded
 def reviewer_complete(data):
+    started = metrics.clock()
     task_id, outcome, note, user_id = completion(data)
     if user_id is not None and user_id != _reviewer_id():
         raise Forbidden("reviewers complete their own tasks only", code="not_your_task")
     result = dispatch.complete(db.session, _reviewer_id(), task_id, outcome, note)
+    metrics.completed("socket", outcome, result, started)
     push_later(result)
     return {"ok": True, "task_id": task_id, "task": result.value["task"]}
 

@@ -157,6 +157,8 @@ REST = {
     ("GET", "/board"): (lambda w, r: w.call(r, "GET", "/board"), (401, 403, 403, OK, OK)),
     ("GET", "/healthz"): (lambda w, r: w.call(r, "GET", "/healthz"), (OK,) * 5),
     ("GET", "/openapi.json"): (lambda w, r: w.call(r, "GET", "/openapi.json"), (OK,) * 5),
+    # Open unless QC_METRICS_TOKEN is set (test_metrics.py): a token of any role is not it.
+    ("GET", "/metrics"): (lambda w, r: w.call(r, "GET", "/metrics"), (OK,) * 5),
     ("GET", "/"): (lambda w, r: w.call(r, "GET", "/"), (OK,) * 5),
     ("GET", "/reviewer"): (lambda w, r: w.call(r, "GET", "/reviewer"), (OK,) * 5),
     ("GET", "/supervisor"): (lambda w, r: w.call(r, "GET", "/supervisor"), (OK,) * 5),

@@ -3,10 +3,15 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from live import ROOT, Reviewer, Server
+from live import ROOT, Database, Reviewer, Server
+
+
+def _first_run_files(tmp_path) -> list[Path]:
+    return sorted((tmp_path / "instance").glob("first-run-admin*.txt"))
 
 
 def test_first_run_without_admin_settings_prints_working_credentials(database, tmp_path):
@@ -17,8 +22,12 @@ def test_first_run_without_admin_settings_prints_working_credentials(database, t
         found = re.search(r"username: (\S+)\s+password: (\S+)", log)
         assert found, log
         assert server.login(found[1], found[2])["user"]["role"] == "admin"
-        saved = (tmp_path / "instance" / "first-run-admin.txt").read_text()
-        assert found[2] in saved
+        [note] = _first_run_files(tmp_path)
+        assert f"password: {found[2]}\n" in note.read_text()
+        assert oct(note.stat().st_mode & 0o777) == "0o600"
+        # both say to delete the file once read
+        assert str(note) in log and "delete" in log.lower()
+        assert "delete this file" in note.read_text().lower()
     finally:
         server.stop()
     # a second start creates no second admin and prints nothing new
@@ -27,8 +36,40 @@ def test_first_run_without_admin_settings_prints_working_credentials(database, t
     again.start()
     try:
         assert "password:" not in again.log()
+        assert _first_run_files(tmp_path) == [note]
     finally:
         again.stop()
+
+
+def test_a_second_database_does_not_overwrite_the_first_admin_password(tmp_path):
+    """Two databases, one instance folder: each first-run admin keeps its own
+    file (never overwritten), and both passwords work."""
+    passwords = []
+    databases = []
+    try:
+        for name in ("first", "second"):
+            (tmp_path / name).mkdir()
+            databases.append(Database(tmp_path / name))
+            server = Server(databases[-1], tmp_path, QC_ADMIN_USERNAME="",
+                            QC_ADMIN_PASSWORD="").start()
+            try:
+                passwords.append(re.search(r"password: (\S+)", server.log())[1])
+            finally:
+                server.stop()
+        files = _first_run_files(tmp_path)
+        assert len(files) == 2, files
+        saved = [re.search(r"password: (\S+)", f.read_text())[1] for f in files]
+        assert sorted(saved) == sorted(passwords) and passwords[0] != passwords[1]
+        for database, password in zip(databases, passwords):
+            server = Server(database, tmp_path, QC_ADMIN_USERNAME="",
+                            QC_ADMIN_PASSWORD="").start()
+            try:
+                assert server.login("admin", password)["user"]["role"] == "admin"
+            finally:
+                server.stop()
+    finally:
+        for database in databases:
+            database.drop()
 
 
 def test_configured_admin_is_created_once(server):
@@ -55,16 +96,22 @@ def test_secret_key_is_generated_once_and_kept(tmp_path):
 
 
 def test_cli_creates_a_user_who_can_log_in(server, database, tmp_path):
+    # The README's command, with the server's own async mode in the environment:
+    # the CLI must not load eventlet/gevent (their warnings, unpatched loop).
+    flask = str(Path(sys.executable).parent / "flask")
     env = {**os.environ, "DATABASE_URL": database.url, "QC_INSTANCE_PATH": str(tmp_path),
-           "QC_SECRET_KEY": server.env["QC_SECRET_KEY"]}
+           "QC_SECRET_KEY": server.env["QC_SECRET_KEY"], "QC_ASYNC_MODE": "eventlet"}
     result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "qc_live", "create-user", "carol",
+        [flask, "--app", "qc_live", "create-user", "carol",
          "--role", "supervisor", "--password", "carol-password"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    user_id = server.login("carol", "carol-password")["user"]["id"]
+    assert result.stdout == f"created supervisor 'carol' (id {user_id})\n"
     assert server.login("carol", "carol-password")["user"]["role"] == "supervisor"
     again = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "qc_live", "create-user", "carol",
+        [flask, "--app", "qc_live", "create-user", "carol",
          "--password", "carol-password"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode != 0 and "taken" in again.stderr
