@@ -69,6 +69,9 @@ class Config:
     db_ping_after: float = 5.0
     log_level: str = "INFO"
     extra: dict = field(default_factory=dict)
+    # Upgrade the database schema at start-up (off: `flask db upgrade` by hand,
+    # and a server refuses a database that is not at the newest revision).
+    auto_migrate: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,6 +96,17 @@ def _number(environ, name, default, kind=float):
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+def _flag(environ, name, default: bool) -> bool:
+    raw = (environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _persistent_secret(instance: Path) -> str:
@@ -171,4 +185,5 @@ def from_env(environ=None) -> Config:
         db_pool_timeout=_number(env, "QC_DB_POOL_TIMEOUT", 10.0),
         db_ping_after=_number(env, "QC_DB_PING_AFTER", 5.0),
         log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
+        auto_migrate=_flag(env, "QC_AUTO_MIGRATE", True),
     )
