@@ -23,15 +23,17 @@ elif ASYNC_MODE == "gevent":
 elif ASYNC_MODE != "threading":
     sys.exit(f"QC_ASYNC_MODE must be eventlet, gevent or threading, not {ASYNC_MODE!r}")
 
-from qc_live import create_app, socketio  # noqa: E402
+from qc_live import create_app, prepare_database, socketio  # noqa: E402
 from qc_live.config import ConfigError  # noqa: E402
 from qc_live.listener import listening_socket  # noqa: E402
+from qc_live.schema import SchemaError  # noqa: E402
 
 
 def main() -> int:
     try:
         app = create_app(async_mode=ASYNC_MODE)
-    except ConfigError as error:
+        prepare_database(app)
+    except (ConfigError, SchemaError) as error:
         print(f"qc_live: {error}", file=sys.stderr)
         return 2
     config = app.extensions["qc_config"]

@@ -156,7 +156,7 @@ def timed_import(server, body: bytes, multipart: bool = True):
 
 def profile_create_tasks(url: str, instance: str, batch: int) -> str:
     """Where one batch of create_tasks spends its time (in-process)."""
-    from qc_live import create_app
+    from qc_live import create_app, prepare_database
     from qc_live.config import Config
     from qc_live.dispatch import TaskSpec, create_tasks
     from qc_live.extensions import db
@@ -164,6 +164,7 @@ def profile_create_tasks(url: str, instance: str, batch: int) -> str:
                             async_mode="threading", instance_path=instance,
                             admin_username=ADMIN[0], admin_password=ADMIN[1],
                             log_level="WARNING"))
+    prepare_database(app)
     specs = [TaskSpec(name=f"profiled {n}", payload={"sku": n}, priority=n % 3,
                       external_id=f"profile-{n}") for n in range(batch)]
     with app.app_context():

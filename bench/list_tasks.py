@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from qc_live import create_app  # noqa: E402
+from qc_live import create_app, prepare_database  # noqa: E402
 from qc_live.config import Config  # noqa: E402
 from qc_live.extensions import db  # noqa: E402
 from qc_live.listing import ORDERS, encode_cursor  # noqa: E402
@@ -56,10 +56,12 @@ FILTERS = [
 
 
 def make_app(url: str, instance: str):
-    return create_app(Config(database_url=url, secret_key="bench-secret-key-" + "x" * 32,
-                             async_mode="threading", instance_path=instance,
-                             admin_username=ADMIN[0], admin_password=ADMIN[1],
-                             log_level="WARNING"))
+    app = create_app(Config(database_url=url, secret_key="bench-secret-key-" + "x" * 32,
+                            async_mode="threading", instance_path=instance,
+                            admin_username=ADMIN[0], admin_password=ADMIN[1],
+                            log_level="WARNING"))
+    prepare_database(app)
+    return app
 
 
 def prepare_mysql(url: str, fresh: bool) -> None:

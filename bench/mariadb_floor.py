@@ -128,7 +128,7 @@ def main() -> int:
 
 
 def run(name: str, n: int, warm: int) -> int:
-    from qc_live import create_app, dispatch
+    from qc_live import create_app, dispatch, prepare_database
     from qc_live.clock import utcnow
     from qc_live.config import Config
     from qc_live.database import run_write
@@ -140,6 +140,7 @@ def run(name: str, n: int, warm: int) -> int:
         secret_key="bench-secret-key-long-enough-for-hs256", async_mode="threading",
         instance_path=str(ROOT / "instance" / "bench-floor"), admin_username="admin",
         admin_password="bench-admin-password", log_level="WARNING"))
+    prepare_database(app)
     results = {}
     variants = 3
     with app.app_context():

@@ -2,13 +2,14 @@
 import logging
 
 from flask import Flask
-from sqlalchemy.exc import OperationalError
+from flask_migrate import Migrate
+from sqlalchemy.exc import IntegrityError
 
-from . import access_log, database, errors, metrics
+from . import access_log, database, errors, metrics, schema
 from .config import Config, from_env
 from .extensions import db, jwt, socketio
 
-__all__ = ["create_app", "socketio"]
+__all__ = ["create_app", "prepare_database", "socketio"]
 
 
 def create_app(test_config: Config | dict | None = None,
@@ -40,9 +41,10 @@ def create_app(test_config: Config | dict | None = None,
     app.json.sort_keys = False
     app.extensions["qc_config"] = config
 
-    from .auth import bootstrap_admin, configure_jwt
+    from .auth import configure_jwt
     configure_jwt(app, config)
     db.init_app(app)
+    Migrate(app, db, directory=str(schema.MIGRATIONS))
     jwt.init_app(app)
     socketio.init_app(
         app,
@@ -73,9 +75,6 @@ def create_app(test_config: Config | dict | None = None,
 
     with app.app_context():
         database.configure_engine(db.engine, config)
-        _create_schema()
-        bootstrap_admin(db.session, config)
-        db.session.remove()
 
     from .board import broadcaster
     from .runtime import Runtime
@@ -86,11 +85,20 @@ def create_app(test_config: Config | dict | None = None,
     return app
 
 
-def _create_schema() -> None:
-    """Create missing tables. Several processes may start at once: a lost race
-    ("table exists") is fine, so try again once."""
-    try:
-        db.create_all()
-    except OperationalError:
-        db.session.rollback()
-        db.create_all()
+def prepare_database(app: Flask) -> None:
+    """Make the app's database ready before serving or writing to it: upgraded
+    to the newest schema under the migration lock (unless `auto_migrate` is
+    off), refused when not at it (`schema.SchemaError`), and with its first
+    admin. `run.py` calls this before it serves, the CLI before it writes."""
+    from .auth import bootstrap_admin
+    config = app.extensions["qc_config"]
+    with app.app_context():
+        if config.auto_migrate:
+            schema.upgrade()
+        schema.require_current(db.engine)
+        try:
+            bootstrap_admin(db.session, config)
+        except IntegrityError:  # another process starting at once created it
+            db.session.rollback()
+            bootstrap_admin(db.session, config)
+        db.session.remove()

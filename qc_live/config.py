@@ -84,6 +84,9 @@ class Config:
     # counters of every process on this host, summed, from any one of them.
     metrics_multiproc_dir: str | None = None
     extra: dict = field(default_factory=dict)
+    # Upgrade the database schema at start-up (off: `flask db upgrade` by hand,
+    # and a server refuses a database that is not at the newest revision).
+    auto_migrate: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -108,6 +111,17 @@ def _number(environ, name, default, kind=float):
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+def _flag(environ, name, default: bool) -> bool:
+    raw = (environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _persistent_secret(instance: Path) -> str:
@@ -197,4 +211,5 @@ def from_env(environ=None) -> Config:
         access_log=access_log,
         metrics_token=env.get("QC_METRICS_TOKEN") or None,
         metrics_multiproc_dir=multiproc_dir,
+        auto_migrate=_flag(env, "QC_AUTO_MIGRATE", True),
     )

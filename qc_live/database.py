@@ -22,7 +22,8 @@ from . import metrics
 
 log = logging.getLogger(__name__)
 
-_IMMEDIATE = "qc_write"
+# Execution option: this connection's transaction writes (SQLite: BEGIN IMMEDIATE).
+WRITE_OPTION = "qc_write"
 # Created at import, which run.py does after monkey-patching: a green lock then.
 _sqlite_writer = threading.RLock()
 
@@ -86,7 +87,7 @@ def configure_engine(engine, config) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        if connection.get_execution_options().get(_IMMEDIATE):
+        if connection.get_execution_options().get(WRITE_OPTION):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             connection.exec_driver_sql("BEGIN")
@@ -200,7 +201,7 @@ def run_write(session, work, *args, attempts: int = 5, **kwargs):
     for attempt in range(1, attempts + 1):
         try:
             with _sqlite_writer if sqlite else nullcontext():
-                session.connection(execution_options={_IMMEDIATE: True})
+                session.connection(execution_options={WRITE_OPTION: True})
                 try:
                     result = work(session, *args, **kwargs)
                     session.commit()

@@ -6,7 +6,7 @@ the suite both ways). `app`/`client` build an in-process app for unit tests.
 """
 import pytest
 
-from live import Database, Reviewer, Server
+from live import ROOT, Database, Reviewer, Server
 
 
 @pytest.fixture
@@ -18,11 +18,12 @@ def database(tmp_path):
 
 @pytest.fixture
 def start_server(database, tmp_path):
-    """Factory: start_server(**env) -> a started Server (stopped at teardown)."""
+    """Factory: start_server(**env) -> a started Server (stopped at teardown);
+    `code=` runs another checkout's run.py (an older release)."""
     servers = []
 
-    def start(**env):
-        server = Server(database, tmp_path, **env).start()
+    def start(code=ROOT, **env):
+        server = Server(database, tmp_path, code=code, **env).start()
         servers.append(server)
         return server
     yield start
@@ -53,12 +54,13 @@ def connect(server):
 @pytest.fixture
 def app(database, tmp_path):
     """An in-process app on the test database (no server, no background sweep)."""
-    from qc_live import create_app
+    from qc_live import create_app, prepare_database
     from qc_live.config import Config
     application = create_app(Config(
         database_url=database.url, secret_key="unit-test-secret-key-long-enough-for-hs256",
         async_mode="threading", instance_path=str(tmp_path / "instance"),
         admin_username="admin", admin_password="admin-password-1", log_level="WARNING"))
+    prepare_database(application)
     with application.app_context():
         yield application
         from qc_live.extensions import db

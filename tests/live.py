@@ -53,7 +53,7 @@ class Database:
                 conn.cursor().execute(f"DROP DATABASE IF EXISTS {self.name}")
 
     def query(self, sql: str, *args):
-        """Read the database directly (tests check invariants underneath the API)."""
+        """Query the database directly (tests check invariants underneath the API)."""
         if self.kind == "sqlite":
             import sqlite3
             with sqlite3.connect(self.url.removeprefix("sqlite:///")) as conn:
@@ -61,7 +61,9 @@ class Database:
         with pymysql.connect(**MYSQL, database=self.name) as conn:
             cur = conn.cursor()
             cur.execute(sql, args)
-            return cur.fetchall()
+            rows = cur.fetchall()
+            conn.commit()  # for the tests that change something underneath
+            return rows
 
 
 class ApiError(AssertionError):
@@ -71,8 +73,9 @@ class ApiError(AssertionError):
 class Server:
     """One `python run.py` process; can be stopped, SIGKILLed and started again."""
 
-    def __init__(self, database: Database, tmp_path: Path, **env):
+    def __init__(self, database: Database, tmp_path: Path, code: Path = ROOT, **env):
         self.database = database
+        self.code = code  # the checkout whose run.py runs (tests of upgrades use an old one)
         self.tmp_path = tmp_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -100,7 +103,7 @@ class Server:
     # -- lifecycle --
     def start(self, timeout: float = 20) -> "Server":
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, str(ROOT / "run.py")], cwd=ROOT,
+        self.process = subprocess.Popen([sys.executable, str(self.code / "run.py")], cwd=self.code,
                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

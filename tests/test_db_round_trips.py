@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from live import MYSQL, database_kind, wait_until
-from qc_live import create_app
+from qc_live import create_app, prepare_database
 from qc_live.config import Config
 from qc_live.database import DatabaseUnavailable, run_write
 from qc_live.extensions import db
@@ -26,6 +26,7 @@ def make_app(database, tmp_path):
             async_mode="threading", instance_path=str(tmp_path / "instance"),
             admin_username="admin", admin_password="admin-password-1", log_level="WARNING",
             db_pool_size=1, **overrides))
+        prepare_database(app)
         context = app.app_context()
         context.push()
         apps.append(context)
