@@ -39,9 +39,13 @@ def run_migrations_offline():
 def run_migrations_online():
     with schema.locked(db.engine) as connection:
         schema.prepare(connection)
+        before = schema.current_revision(connection)
         configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
+        after = schema.current_revision(connection)
+        if after != before:
+            schema.log.info("database schema migrated: %s -> %s", before or "empty", after)
 
 
 if context.is_offline_mode():

@@ -33,6 +33,9 @@ from alembic.script import ScriptDirectory
 from .database import WRITE_OPTION
 
 log = logging.getLogger(__name__)
+# Alembic says "Context impl SQLiteImpl" each time it looks at the version;
+# what changed is logged once, by migrations/env.py.
+logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 BASELINE = "0001_baseline"

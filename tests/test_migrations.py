@@ -205,7 +205,7 @@ def test_with_automatic_upgrades_off_the_operator_upgrades_by_hand(start_server,
     done = _flask(database, tmp_path, "db", "upgrade", QC_AUTO_MIGRATE="0")
     assert done.returncode == 0, done.stderr
     server = start_server(QC_AUTO_MIGRATE="0")
-    assert "Running upgrade" not in server.log()
+    assert "database schema migrated" not in server.log()
     server.login(*ADMIN)
     current = _flask(database, tmp_path, "db", "current", QC_AUTO_MIGRATE="0")
     assert _head() in current.stdout
@@ -230,7 +230,7 @@ def test_three_processes_starting_at_once_on_an_empty_database_migrate_once(data
             thread.join()
         assert errors == []
         logs = [s.log() for s in servers]
-        assert sum("Running upgrade" in log for log in logs) == 1, logs
+        assert sum("database schema migrated: empty -> " in log for log in logs) == 1, logs
         assert not any("Traceback" in log or " ERROR " in log for log in logs), logs
         assert _version(database) == _head()
         for server in servers:
