@@ -153,7 +153,7 @@ ERRORS = {
     "404": "unknown id",
     "409": "state conflict",
     "413": "body too large",
-    "415": "unsupported content type",
+    "415": "unsupported content type: a JSON body needs Content-Type: application/json",
     "422": "well-formed but invalid values",
     "429": "too many attempts",
     "503": "the database is not reachable",
@@ -170,7 +170,10 @@ def _errors(*codes) -> dict:
 
 def _op(summary: str, who: str, ok: dict, errors=(), body=None, params=(), public=False,
         tag: str = "tasks", description: str | None = None) -> dict:
-    """One operation. `who` says which roles may call it (x-roles, and the text)."""
+    """One operation. `who` says which roles may call it (x-roles, and the text).
+    A JSON body may be refused with 415 (not declared as application/json)."""
+    if body is not None and "application/json" in body["content"]:
+        errors = sorted({*errors, "415"})
     operation = {"tags": [tag], "summary": summary,
                  "description": (description + "\n\n" if description else "") + f"Who: {who}.",
                  "x-roles": who, "responses": {**ok, **_errors(*errors)}}

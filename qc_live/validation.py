@@ -3,6 +3,7 @@
 Type errors (a string where a number belongs, a missing field) are 400;
 values of the right type that make no sense (priority 10**9, outcome
 "maybe") are 422. Unknown fields are refused so typos do not pass silently.
+Request bodies are JSON, declared as such (415 otherwise).
 """
 import json
 import math
@@ -12,7 +13,7 @@ from flask import request
 
 from .clock import parse_iso
 from .dispatch import TaskSpec
-from .errors import BadRequest, Invalid, QCError
+from .errors import BadRequest, Invalid, QCError, UnsupportedMediaType
 from .listing import DEFAULT_ORDER, ORDERS, STATUSES, TaskQuery, decode_cursor
 
 MAX_NAME = 255
@@ -38,12 +39,19 @@ def _no_constant(name: str):
 
 
 def json_body(required: bool = True):
-    """The request's JSON body; {} when optional and absent. 400 when not JSON."""
+    """The request's JSON body; {} when optional and absent. 400 when not
+    JSON; 415 when the body is not declared as JSON (`application/json` or
+    `application/*+json`): a form, a text or no Content-Type at all means a
+    client that does not speak this API, and guessing would hide its bug."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         if required:
             raise BadRequest("a JSON body is required", code="missing_body")
         return {}
+    if not request.is_json:
+        declared = request.mimetype or "no Content-Type"
+        raise UnsupportedMediaType(f"send the body as JSON with Content-Type: "
+                                   f"application/json (not {declared})")
     try:
         return strict_json(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):

@@ -1,5 +1,7 @@
 """One error shape everywhere, the right status, and never a 500 for bad input —
 over REST and in the acks of the /reviewer socket's events."""
+import json
+
 from api_support import (assert_error, assert_error_ack, count, is_available,
                          supervisor_token, two_busy_reviewers)
 from live import PASSWORD
@@ -61,6 +63,51 @@ def test_malformed_json_is_400_on_every_route_that_takes_a_body(server):
             assert response.status_code == 400, (method, path, body[:40], response.text)
             assert_error(response, 400)
     assert count(server.database, "tasks") == 0
+
+
+def test_a_json_body_not_declared_as_json_is_415_and_changes_nothing(server):
+    alice = server.reviewer("alice")
+    tokens = {None: None, "admin": server.admin_token, "reviewer": alice["token"]}
+    task = server.add_tasks({"name": "t"})[0]
+    routes = [
+        ("POST", "/login", None, {"username": "alice", "password": PASSWORD}),
+        ("POST", "/users", "admin", {"username": "carol", "password": PASSWORD}),
+        ("POST", "/tasks", "admin", {"name": "new"}),
+        ("PUT", "/availability", "reviewer", {"availability": 0}),
+        ("POST", "/complete_task", "reviewer", {"task_id": task["id"]}),
+        ("POST", "/assign_task", "admin", {"task_id": task["id"]}),
+        ("PATCH", f"/tasks/{task['id']}", "admin", {"priority": 5}),
+        ("PATCH", f"/users/{alice['id']}", "admin", {"username": "alicia"}),
+        ("POST", "/me/password", "reviewer", {"current_password": PASSWORD,
+                                              "new_password": "another-password"}),
+    ]
+    users_before, tasks_before = count(server.database, "users"), server.task(task["id"])
+    for method, path, who, body in routes:
+        text = json.dumps(body)
+        xml = "<body>" + "".join(f"<{k}>{v}</{k}>" for k, v in body.items()) + "</body>"
+        sends = [
+            {"data": text},  # no Content-Type at all
+            {"data": text, "headers": {"Content-Type": "text/plain"}},
+            {"data": text, "headers": {"Content-Type": "text/plain; charset=utf-8"}},
+            {"data": body},  # a form
+            {"files": {"body": ("body.json", text, "application/json")}},  # multipart
+            {"data": xml, "headers": {"Content-Type": "application/xml"}},
+        ]
+        for send in sends:
+            response = server.request(method, path, tokens[who], **send)
+            assert_error(response, 415, "unsupported_media_type")
+        # An empty body is still a missing body, whatever its type.
+        assert_error(server.request(method, path, tokens[who], data="",
+                                    headers={"Content-Type": "text/plain"}), 400,
+                     "missing_body")
+    assert count(server.database, "users") == users_before
+    assert server.task(task["id"]) == tasks_before
+    assert server.login("alice")["user"]["username"] == "alice"  # no password changed
+    # JSON under its other names is JSON.
+    for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        response = server.request("POST", "/tasks", server.admin_token, data='{"name": "ok"}',
+                                  headers={"Content-Type": content_type})
+        assert response.status_code == 201, (content_type, response.text)
 
 
 def test_wrong_shapes_of_json_never_give_500(server):
