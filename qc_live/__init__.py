@@ -53,6 +53,7 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
         engineio_logger=False,
     )
     database.backoff_sleep = socketio.sleep
+    app.wsgi_app = _nosniff(app.wsgi_app)  # outside Socket.IO's, to cover its answers too
 
     from . import (api_board, api_health, api_reviewer, api_stats, api_tasks, api_users, auth,
                    cli, openapi, pages, sockets)  # noqa: F401
@@ -73,6 +74,20 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
     broadcaster.init_app(app, config)
     from . import notify
     notify.init_app(app)
+    return app
+
+
+def _nosniff(wsgi_app):
+    """X-Content-Type-Options: nosniff on every answer of the app, Flask's
+    (pages, JSON, errors, static files) and Engine.IO's alike: a browser must
+    never take a JSON error or a polling payload that echoes someone's task
+    name for HTML or script."""
+    def app(environ, start_response):
+        def start(status, headers, exc_info=None):
+            if not any(name.lower() == "x-content-type-options" for name, _ in headers):
+                headers = [*headers, ("X-Content-Type-Options", "nosniff")]
+            return start_response(status, headers, exc_info)
+        return wsgi_app(environ, start)
     return app
 
 

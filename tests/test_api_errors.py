@@ -110,6 +110,32 @@ def test_a_json_body_not_declared_as_json_is_415_and_changes_nothing(server):
         assert response.status_code == 201, (content_type, response.text)
 
 
+def test_every_answer_tells_browsers_not_to_sniff(server):
+    admin = server.admin_token
+    answers = [
+        server.request("GET", "/healthz"),
+        server.request("GET", "/openapi.json"),
+        server.request("GET", "/tasks", admin),
+        server.request("GET", "/nope"),
+        server.request("DELETE", "/healthz"),
+        server.request("GET", "/users"),
+        server.request("POST", "/login", json={"username": "x", "password": "y"}),
+        server.request("POST", "/login", data="{", headers={"Content-Type": "application/json"}),
+        server.request("POST", "/tasks", admin, data="name",
+                       headers={"Content-Type": "text/plain"}),
+        server.request("GET", "/"),
+        server.request("GET", "/vendor/socket.io.min.js"),
+        server.request("GET", "/static/css/app.css"),
+        server.request("GET", "/static/nope.js"),
+        server.request("GET", "/socket.io/?EIO=4&transport=polling"),
+    ]
+    for answer in answers:
+        assert answer.headers.get("X-Content-Type-Options") == "nosniff", \
+            (answer.request.method, answer.request.path_url, answer.status_code)
+    statuses = {answer.status_code for answer in answers}
+    assert {200, 400, 401, 404, 405} <= statuses, statuses
+
+
 def test_wrong_shapes_of_json_never_give_500(server):
     tokens = _tokens(server)
     bodies = [None, [], {}, "text", 0, -1, True, [{}], {"": ""}, {"task_id": None},
