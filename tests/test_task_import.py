@@ -168,6 +168,31 @@ def test_whole_file_problems_content_types_flags_and_size(server):
     assert count(server.database, "tasks") == 0
 
 
+def test_spreadsheet_columns_left_empty_are_ignored_and_unnamed_values_refused(server):
+    # A spreadsheet's "Save as CSV" keeps columns that once held something.
+    saved = b"name,priority,,\r\nLot 10,5,,\r\nLot 11,6,,\r\n"
+    result = _post(server, saved).json()
+    assert (result["created"], result["invalid_rows"]) == (2, 0), result
+    assert [server.task(i)["priority"] for i in result["task_ids"]] == [5, 6]
+    # Blank columns anywhere, blank cells past the header, a header cell of blanks.
+    for body in (b",name, ,priority\n,Lot 12,,7\n", b"name,priority\nLot 13,8,,\n"):
+        response = _post(server, body)
+        assert response.status_code == 201, (body, response.text)
+    assert count(server.database, "tasks") == 4
+
+    # A value under no name: the whole file, and the message says where.
+    error = assert_error(_post(server, b"name,priority,\nLot 20,5,\nLot 21,6,urgent\n"),
+                         400, "unnamed_column")
+    assert "column 3" in error["message"] and "line 3" in error["message"], error
+    # Unknown and repeated names say which columns.
+    error = assert_error(_post(server, b"name,prio,colour\nx,1,red\n"), 400, "unknown_column")
+    assert "column 2 'prio'" in error["message"] and "column 3 'colour'" in error["message"]
+    error = assert_error(_post(server, b"Name,priority,name\nx,1,y\n"), 400,
+                         "duplicate_column")
+    assert "'name' is columns 1 and 3" in error["message"], error
+    assert count(server.database, "tasks") == 4
+
+
 def test_a_failure_part_way_says_how_far_the_import_got(app, monkeypatch):
     """Batches before the failure stay (each was committed and dispatched);
     the error says so instead of pretending nothing happened."""
