@@ -13,7 +13,7 @@ from .errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from .extensions import db
 from .models import Role, Task, TaskStatus, User
 from .presence import logged_in, sockets_of
-from .validation import MAX_ID, boolean, json_body, json_object, no_nulls, string
+from .validation import ANY_TEXT, MAX_ID, boolean, json_body, json_object, no_nulls, string
 
 bp = Blueprint("users", __name__)
 
@@ -67,7 +67,7 @@ def config():
 def post_user():
     data = json_object(json_body(), {"username", "password", "role"})
     username = string(data, "username", max_length=80).strip()
-    password = string(data, "password", max_length=1024, allow_empty=True)
+    password = string(data, "password", max_length=1024, allow_empty=True, text=ANY_TEXT)
     role_name = string(data, "role", required=False, max_length=16) or Role.REVIEWER.value
     try:
         role = Role(role_name)
@@ -184,7 +184,8 @@ def patch_user(user_id: int):
             raise Invalid("'role' must be reviewer, supervisor or admin",
                           code="bad_role") from None
     active = boolean(data, "active", required=False)
-    password = string(data, "password", required=False, max_length=1024, allow_empty=True)
+    password = string(data, "password", required=False, max_length=1024, allow_empty=True,
+                      text=ANY_TEXT)
     if password is not None:
         _check_password(password)
     target = _managed_user(user_id)
@@ -233,8 +234,10 @@ def change_own_password():
     log in again) and its sockets are disconnected; the answer carries fresh
     tokens. A reviewer's task is kept if it reconnects within the grace period."""
     data = json_object(json_body(), {"current_password", "new_password"})
-    current = string(data, "current_password", max_length=1024, allow_empty=True)
-    new = _check_password(string(data, "new_password", max_length=1024, allow_empty=True))
+    current = string(data, "current_password", max_length=1024, allow_empty=True,
+                     text=ANY_TEXT)
+    new = _check_password(string(data, "new_password", max_length=1024, allow_empty=True,
+                                 text=ANY_TEXT))
     if not check_password_hash(current_user.password_hash, current):
         raise Forbidden("the current password is wrong", code="wrong_password")
     user_id = current_user.id

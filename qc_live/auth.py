@@ -18,7 +18,7 @@ from . import dispatch, limits, notify
 from .errors import Forbidden, RateLimited, Unauthorized
 from .extensions import db, jwt
 from .models import Role, User
-from .validation import MAX_ID, json_body, json_object, string
+from .validation import ANY_TEXT, MAX_ID, json_body, json_object, string
 
 bp = Blueprint("auth", __name__)
 
@@ -141,8 +141,10 @@ def role_required(role: Role, exact: bool = False):
 @bp.post("/login")
 def login():
     data = json_object(json_body(), {"username", "password"})
-    username = string(data, "username", max_length=80)
-    password = string(data, "password", max_length=1024, allow_empty=True)
+    # Any text: a name is only looked up here (an account made before the
+    # rules on names must still log in).
+    username = string(data, "username", max_length=80, text=ANY_TEXT)
+    password = string(data, "password", max_length=1024, allow_empty=True, text=ANY_TEXT)
     address = request.remote_addr or "?"
     # Checked before the password, the same way for known and unknown names.
     wait = max(limits.login_by_user.blocked_for(username.lower()),

@@ -43,6 +43,10 @@ STATUS = {"type": "string", "enum": ["pending", "assigned", "completed", "cancel
                                      "expired"]}
 ROLE = {"type": "string", "enum": ["reviewer", "supervisor", "admin"]}
 PASSWORD = {"type": "string", "minLength": 8, "maxLength": 1024}
+ONE_LINE_NAME = {"type": "string", "minLength": 1, "maxLength": 255,
+                 "description": "one line of text: no control characters or line breaks "
+                 "(422 control_character)"}
+
 
 SCHEMAS = {
     "Error": _obj({"error": _obj(
@@ -67,18 +71,19 @@ SCHEMAS = {
         ["id", "external_id", "name", "payload", "priority", "status", "assignee_id",
          "created_at", "assigned_at", "completed_at", "deadline", "outcome", "note"]),
     "NewTask": _obj({
-        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+        "name": ONE_LINE_NAME,
         "payload": _nullable({"type": "object", "description": "at most 64 KiB as JSON"}),
         "priority": _nullable(PRIORITY),
         "deadline": _nullable({"type": "string", "format": "date-time",
                                "description": "without an offset: UTC"}),
         "external_id": _nullable({"type": "string", "minLength": 1, "maxLength": 191,
                                   "description": "idempotency key: the same external_id "
-                                  "again gives the existing task"})},
+                                  "again gives the existing task; one line of text "
+                                  "(422 control_character otherwise)"})},
         ["name"]),
     "TaskChanges": {
         "oneOf": [
-            _obj({"name": {"type": "string", "minLength": 1, "maxLength": 255},
+            _obj({"name": ONE_LINE_NAME,
                   "payload": {"type": "object"}, "priority": PRIORITY,
                   "deadline": _nullable({"type": "string", "format": "date-time",
                                          "description": "null clears the deadline"})},
@@ -249,7 +254,9 @@ PATHS = {
         ("400", "401", "403", "404", "409", "422"), tag="reviewers",
         body=_json_body(_obj({"task_id": ID, "user_id": ID,
                               "outcome": {"enum": ["pass", "fail"]},
-                              "note": {"type": "string", "maxLength": 4000}}, ["task_id"])))},
+                              "note": {"type": "string", "maxLength": 4000,
+                                       "description": "tab and line breaks allowed, other "
+                                       "control characters not"}}, ["task_id"])))},
     "/assign_task": {"post": _op(
         "Send a pending task out now", "a supervisor",
         {"200": _json(_obj({"message": STRING, "task": _ref("Task")}, ["message", "task"]),

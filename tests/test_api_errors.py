@@ -136,6 +136,48 @@ def test_every_answer_tells_browsers_not_to_sniff(server):
     assert {200, 400, 401, 404, 405} <= statuses, statuses
 
 
+def test_control_characters_are_refused_in_text_and_notes_keep_their_lines(server, connect):
+    admin = server.admin_token
+    bad_text = ["nul\x00name", "esc\x1b[2J", "two\nlines", "tab\there", "del\x7f",
+                "c1\x85next", "invoice\u202eexe.txt", "isolate\u2066x\u2069",
+                "line\u2028separator"]
+    for bad in bad_text:
+        error = assert_error(server.request("POST", "/tasks", admin, json={"name": bad}), 422,
+                             "control_character")
+        assert "U+" in error["message"], error
+        assert_error(server.request("POST", "/tasks", admin,
+                                    json={"name": "ok", "external_id": bad}),
+                     422, "control_character")
+    listed = assert_error(server.request("POST", "/tasks", admin, json=[
+        {"name": "fine"}, {"name": "bad\x00"}]), 422, "invalid_tasks")
+    assert [(row["index"], row["code"]) for row in listed["rows"]] == \
+        [(1, "control_character")]
+    assert count(server.database, "tasks") == 0
+    # Text that only looks unusual is fine: emoji built with zero-width
+    # joiners, a left-to-right mark in Hebrew, a no-break space; blanks
+    # around a name, a trailing line break included, are trimmed as before.
+    names = ["\U0001f469\u200d\U0001f4bb review", "\u05e9\u05dc\u05d5\u05dd \u200e(2)",
+             "Lot\u00a010", "pasted\n"]
+    tasks = server.add_tasks(*[{"name": name} for name in names])
+    assert [t["name"] for t in tasks] == names[:3] + ["pasted"]
+    assert_error(server.request("PATCH", f"/tasks/{tasks[0]['id']}", admin,
+                                json={"name": "a\x00b"}), 422, "control_character")
+    assert server.task(tasks[0]["id"])["name"] == names[0]
+
+    # Notes may hold several lines and tabs, not other control characters.
+    alice = server.reviewer("alice")
+    sock = connect(alice["token"])
+    held = sock.task()
+    assert_error(server.request("POST", "/complete_task", alice["token"],
+                                json={"task_id": held["id"], "note": "a\x00b"}),
+                 422, "control_character")
+    assert_error_ack(sock.complete(held["id"], note="bell\x07"), "control_character")
+    assert_error_ack(sock.complete(held["id"], note="\u202egnorw"), "control_character")
+    note = "line one\r\nline two\tcolumn"
+    assert sock.complete(held["id"], note=note)["ok"] is True
+    assert server.task(held["id"])["note"] == note
+
+
 def test_wrong_shapes_of_json_never_give_500(server):
     tokens = _tokens(server)
     bodies = [None, [], {}, "text", 0, -1, True, [{}], {"": ""}, {"task_id": None},

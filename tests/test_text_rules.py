@@ -1,0 +1,44 @@
+"""The rules on text, as plain functions (the REST tests drive the same
+code through a server)."""
+import sys
+import unicodedata
+
+import pytest
+
+from qc_live.errors import Invalid
+from qc_live.validation import LINES, ONE_LINE, _FORBIDDEN, string
+
+BIDI_CONTROLS = {"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"}
+
+
+def test_the_refused_characters_are_exactly_the_unicode_classes_named():
+    """The patterns are literal ranges (fast); they must say what the
+    comment says: Cc and the bidirectional controls, plus line and paragraph
+    separators for one line, minus tab, LF and CR for several."""
+    refused = {ONE_LINE: set(), LINES: set()}
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        for text, pattern in _FORBIDDEN.items():
+            if pattern.match(char):
+                refused[text].add(char)
+    control = {chr(c) for c in range(sys.maxunicode + 1)
+               if unicodedata.category(chr(c)) == "Cc"
+               or unicodedata.bidirectional(chr(c)) in BIDI_CONTROLS}
+    separators = {chr(c) for c in range(sys.maxunicode + 1)
+                  if unicodedata.category(chr(c)) in ("Zl", "Zp")}
+    assert refused[ONE_LINE] == control | separators
+    assert refused[LINES] == control - {"\t", "\n", "\r"}
+
+
+@pytest.mark.parametrize("value, text, ok", [
+    ("plain", ONE_LINE, True), ("\U0001f469\u200d\U0001f4bb", ONE_LINE, True),
+    ("a\u00adb", ONE_LINE, True), ("a\nb", ONE_LINE, False), ("a\nb\tc\r\n", LINES, True),
+    ("a\x00b", LINES, False), ("a\u2028b", LINES, True), ("a\u202eb", LINES, False),
+])
+def test_string_refuses_control_characters_by_kind_of_text(value, text, ok):
+    if ok:
+        assert string({"f": value}, "f", text=text) == value
+    else:
+        with pytest.raises(Invalid) as refused:
+            string({"f": value}, "f", text=text)
+        assert refused.value.code == "control_character"
