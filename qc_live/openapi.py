@@ -43,6 +43,9 @@ STATUS = {"type": "string", "enum": ["pending", "assigned", "completed", "cancel
                                      "expired"]}
 ROLE = {"type": "string", "enum": ["reviewer", "supervisor", "admin"]}
 PASSWORD = {"type": "string", "minLength": 8, "maxLength": 1024}
+USERNAME = {"type": "string", "minLength": 1, "maxLength": 80,
+            "description": "surrounding blanks are removed; printable characters only (422 "
+            "invalid_username); unique ignoring case (409 username_taken)"}
 ONE_LINE_NAME = {"type": "string", "minLength": 1, "maxLength": 255,
                  "description": "one line of text: no control characters or line breaks "
                  "(422 control_character)"}
@@ -116,9 +119,9 @@ SCHEMAS = {
                   "completed_count": INTEGER},
                  ["id", "username", "role", "active", "online", "available", "task_id",
                   "completed_count"]),
-    "NewUser": _obj({"username": {"type": "string", "minLength": 1, "maxLength": 80},
-                     "password": PASSWORD, "role": ROLE}, ["username", "password"]),
-    "UserChanges": _obj({"username": {"type": "string", "minLength": 1, "maxLength": 80},
+    "NewUser": _obj({"username": USERNAME, "password": PASSWORD, "role": ROLE},
+                    ["username", "password"]),
+    "UserChanges": _obj({"username": USERNAME,
                          "role": {**ROLE, "description": "admins only"},
                          "active": BOOLEAN, "password": PASSWORD}),
     "Tokens": _obj({"token": STRING, "access_token": STRING, "refresh_token": STRING,

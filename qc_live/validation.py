@@ -20,6 +20,7 @@ from .listing import DEFAULT_ORDER, ORDERS, STATUSES, TaskQuery, decode_cursor
 MAX_NAME = 255
 MAX_EXTERNAL_ID = 191
 MAX_NOTE = 4000
+MAX_USERNAME = 80
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
 OUTCOMES = ("pass", "fail")
 # Ids fit a signed 64-bit column; larger ones cannot name a row (and SQLite
@@ -142,6 +143,41 @@ def string(data: dict, name: str, required: bool = True, max_length: int = 255,
             raise Invalid(f"'{name}' contains {describe_character(bad[0])} at character "
                           f"{bad.start() + 1}: {allowed}", code="control_character")
     return value
+
+
+def check_username(value: str) -> str:
+    """A username as stored: without surrounding blanks, at most 80
+    characters, printable only (str.isprintable: no control, format,
+    separator other than the space, private-use or unassigned characters).
+    Raises Invalid. Uniqueness ignoring case is checked where names are
+    written (api_users), against `username_key`."""
+    value = value.strip()
+    if not value:
+        raise Invalid("'username' must not be empty", code="empty")
+    if len(value) > MAX_USERNAME:
+        raise Invalid(f"'username' is longer than {MAX_USERNAME} characters", code="too_long")
+    for position, char in enumerate(value, 1):
+        if not char.isprintable():
+            raise Invalid(f"'username' contains {describe_character(char)} at character "
+                          f"{position}: a username is printable characters only",
+                          code="invalid_username")
+    return value
+
+
+def username_field(data: dict, required: bool = True) -> str | None:
+    """The `username` field of a body that creates or renames an account."""
+    value = string(data, "username", required=required, max_length=MAX_USERNAME, strip=True,
+                   text=ANY_TEXT)
+    return None if value is None else check_username(value)
+
+
+def username_key(name: str) -> str:
+    """What two usernames must not share: the name without surrounding
+    blanks, compatibility-normalised (NFKC: a full-width 'ＡＤＭＩＮ' is
+    'ADMIN') and case-folded (Unicode full case folding, str.casefold:
+    'Straße' is 'STRASSE')."""
+    folded = unicodedata.normalize("NFKC", name.strip()).casefold()
+    return unicodedata.normalize("NFKC", folded)
 
 
 def boolean(data: dict, name: str, required: bool = True):

@@ -1,12 +1,13 @@
-"""The rules on text, as plain functions (the REST tests drive the same
-code through a server)."""
+"""The rules on text and names, as plain functions (the REST tests drive
+the same code through a server)."""
 import sys
 import unicodedata
 
 import pytest
 
 from qc_live.errors import Invalid
-from qc_live.validation import LINES, ONE_LINE, _FORBIDDEN, string
+from qc_live.validation import (LINES, ONE_LINE, _FORBIDDEN, check_username, string,
+                                username_key)
 
 BIDI_CONTROLS = {"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"}
 
@@ -42,3 +43,22 @@ def test_string_refuses_control_characters_by_kind_of_text(value, text, ok):
         with pytest.raises(Invalid) as refused:
             string({"f": value}, "f", text=text)
         assert refused.value.code == "control_character"
+
+
+def test_username_keys_ignore_case_width_and_surrounding_blanks():
+    same = [("alice", "ALICE"), ("alice", " Alice "), ("Straße", "STRASSE"),
+            ("admin", "\uff41\uff44\uff4d\uff49\uff4e"), ("\u00e9lodie", "E\u0301LODIE")]
+    for a, b in same:
+        assert username_key(a) == username_key(b), (a, b)
+    for a, b in (("alice", "alicia"), ("elodie", "\u00e9lodie"), ("a b", "ab")):
+        assert username_key(a) != username_key(b), (a, b)
+
+
+def test_check_username_trims_and_refuses_what_is_not_printable():
+    assert check_username("  Ana María ") == "Ana María"
+    for bad, code in (("", "empty"), ("  ", "empty"), ("u" * 81, "too_long"),
+                      ("a\x00", "invalid_username"), ("a\u200bb", "invalid_username"),
+                      ("a\u00a0b", "invalid_username"), ("\ue000", "invalid_username")):
+        with pytest.raises(Invalid) as refused:
+            check_username(bad)
+        assert refused.value.code == code, bad
