@@ -6,7 +6,7 @@ from flask_jwt_extended import current_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash
 
-from . import notify
+from . import limits, notify
 from .auth import case_twins, hash_password, issue_tokens, revoke_sessions, role_required
 from .database import run_write
 from .errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
@@ -14,7 +14,7 @@ from .extensions import db
 from .models import Role, Task, TaskStatus, User
 from .presence import logged_in, sockets_of
 from .validation import (ANY_TEXT, MAX_ID, boolean, check_username, json_body, json_object,
-                         no_nulls, string, username_field)
+                         no_nulls, string, username_field, username_key)
 
 bp = Blueprint("users", __name__)
 
@@ -60,9 +60,12 @@ def create_user(session, username: str, password: str, role: Role) -> User:
         session.flush()
         return user
     try:
-        return run_write(session, work)
+        user = run_write(session, work)
     except IntegrityError:
         raise Conflict(f"username {username!r} is taken", code="username_taken") from None
+    # Failures counted against the name before it had this password are moot.
+    limits.forget_login_failures(username_key(username))
+    return user
 
 
 def user_rows(session, config, user_id: int | None = None) -> list[dict]:
@@ -144,17 +147,20 @@ def update_account(session, user_id: int, username=None, role=None, password=Non
                    reactivate=False, deactivate=False) -> None:
     """Rename, change role, set a password, reactivate (one transaction; the
     user row only — task state changes stay in dispatch). Deactivating is
-    checked here and done by `auth.revoke_sessions` afterwards."""
+    checked here and done by `auth.revoke_sessions` afterwards. A new
+    password clears the login failures counted against the user's name."""
     if username is not None:
         username = check_username(username)
     # Hashing takes a while (on purpose): not while holding the write lock.
     password_hash = hash_password(password) if password is not None else None
+    names = []
 
     def work(session):
         if username is not None:
             _lock_usernames(session)  # first, as every writer of names does
         user = session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
                                .execution_options(populate_existing=True)).first()
+        names[:] = [user.username]
         losing_admin = user.role == Role.ADMIN.value and user.active and (
             deactivate or (role is not None and role != Role.ADMIN))
         if losing_admin and not _other_active_admin(session, user_id):
@@ -163,6 +169,7 @@ def update_account(session, user_id: int, username=None, role=None, password=Non
         if username is not None and username != user.username:
             _refuse_taken(session, username, besides=user_id)
             user.username = username
+            names.append(username)
         if role is not None:
             user.role = role.value
         if password_hash is not None:
@@ -174,6 +181,9 @@ def update_account(session, user_id: int, username=None, role=None, password=Non
         run_write(session, work)
     except IntegrityError:
         raise Conflict(f"username {username!r} is taken", code="username_taken") from None
+    if password_hash is not None:
+        for name in names:
+            limits.forget_login_failures(username_key(name))
 
 
 def _new_password(session, user_id: int, password_hash: str) -> list[tuple[str, str]]:
@@ -269,5 +279,6 @@ def change_own_password():
     user_id = current_user.id
     notify.disconnect(run_write(db.session, _new_password, user_id, hash_password(new)))
     user = db.session.get(User, user_id)
+    limits.forget_login_failures(username_key(user.username))
     return jsonify({"message": "password changed; every other session must log in again",
                     **issue_tokens(user)})

@@ -169,18 +169,19 @@ def login():
     username = string(data, "username", max_length=MAX_USERNAME, text=ANY_TEXT)
     password = string(data, "password", max_length=1024, allow_empty=True, text=ANY_TEXT)
     address = request.remote_addr or "?"
+    # Per name (ignoring case, as names are found) and address, and per
+    # address: a guesser is slowed, the owner elsewhere still logs in.
     # Checked before the password, the same way for known and unknown names.
-    wait = max(limits.login_by_user.blocked_for(username.lower()),
-               limits.login_by_address.blocked_for(address))
+    key = username_key(username)
+    wait = limits.login_blocked_for(key, address)
     if wait:
         raise RateLimited(f"too many failed logins; try again in {int(wait) + 1} s",
                           code="too_many_attempts", retry_after=int(wait) + 1)
     user = verify_login(db.session, username, password)
     if user is None:
-        limits.login_by_user.fail(username.lower())
-        limits.login_by_address.fail(address)
+        limits.login_failed(key, address)
         raise Unauthorized("wrong username or password", code="invalid_credentials")
-    limits.login_by_user.clear(username.lower())
+    limits.login_succeeded(key, address)
     return jsonify(issue_tokens(user))
 
 

@@ -50,7 +50,6 @@ ONE_LINE_NAME = {"type": "string", "minLength": 1, "maxLength": 255,
                  "description": "one line of text: no control characters or line breaks "
                  "(422 control_character)"}
 
-
 SCHEMAS = {
     "Error": _obj({"error": _obj(
         {"code": {"type": "string", "pattern": "^[a-z][a-z0-9]*(_[a-z0-9]+)*$",
@@ -217,6 +216,10 @@ PATHS = {
     "/login": {"post": _op(
         "Log in", "anyone", {"200": _json(_ref("Tokens"), "tokens and the user")},
         ("400", "401", "422", "429"), tag="auth", public=True,
+        description="The name is found by its exact spelling, else ignoring case. Failed "
+        "logins are throttled: after 10 failures for one username from one client address, "
+        "or 50 from one address, within 5 minutes, 429 too_many_attempts with Retry-After "
+        "(a success clears its name and address, a new password clears the name).",
         body=_json_body(_obj({"username": STRING, "password": STRING},
                              ["username", "password"])))},
     "/refresh": {"post": _op(

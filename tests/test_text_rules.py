@@ -1,10 +1,11 @@
-"""The rules on text and names, as plain functions (the REST tests drive
-the same code through a server)."""
+"""The rules on text and names, and the login failure windows, as plain
+functions (the REST tests drive the same code through a server)."""
 import sys
 import unicodedata
 
 import pytest
 
+from qc_live import limits
 from qc_live.errors import Invalid
 from qc_live.validation import (LINES, ONE_LINE, _FORBIDDEN, check_username, string,
                                 username_key)
@@ -62,3 +63,31 @@ def test_check_username_trims_and_refuses_what_is_not_printable():
         with pytest.raises(Invalid) as refused:
             check_username(bad)
         assert refused.value.code == code, bad
+
+
+def test_failure_windows_block_forget_and_drop_stale_keys(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(limits.time, "monotonic", lambda: now[0])
+    window = limits.FailureWindow(limit=3, window=60)
+    for _ in range(3):
+        assert window.blocked_for("k") == 0
+        window.fail("k")
+    assert window.blocked_for("k") == 60
+    now[0] += 45
+    assert window.blocked_for("k") == 15
+    now[0] += 16
+    assert window.blocked_for("k") == 0
+    # Keys whose failures all expired go: a flood of new keys is bounded.
+    for n in range(1000):
+        window.fail(("flood", n))
+    now[0] += 61
+    window.fail("fresh")
+    assert set(window._failures) == {"fresh"}
+    # clear_where forgets one name's keys across addresses, and only those.
+    for address in ("10.0.0.1", "10.0.0.2"):
+        for _ in range(3):
+            window.fail(("alice", address))
+            window.fail(("bob", address))
+    window.clear_where(lambda key: key[0] == "alice")
+    assert window.blocked_for(("alice", "10.0.0.1")) == 0
+    assert window.blocked_for(("bob", "10.0.0.1")) > 0
