@@ -3,7 +3,6 @@ import logging
 
 from flask import Flask
 from flask_migrate import Migrate
-from sqlalchemy.exc import IntegrityError
 
 from . import access_log, database, errors, metrics, schema
 from .config import Config, from_env
@@ -64,6 +63,7 @@ def create_app(test_config: Config | dict | None = None,
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops,
                                 x_proto=config.proxy_hops)
     access_log.init_app(app, config, sessions=lambda sid: socketio.server.environ.get(sid))
+    app.wsgi_app = _nosniff(app.wsgi_app)  # outside Socket.IO's, to cover its answers too
 
     from . import (api_board, api_health, api_reviewer, api_stats, api_tasks, api_users, auth,
                    cli, openapi, pages, sockets)  # noqa: F401
@@ -96,9 +96,20 @@ def prepare_database(app: Flask) -> None:
         if config.auto_migrate:
             schema.upgrade()
         schema.require_current(db.engine)
-        try:
-            bootstrap_admin(db.session, config)
-        except IntegrityError:  # another process starting at once created it
-            db.session.rollback()
-            bootstrap_admin(db.session, config)
+        bootstrap_admin(db.session, config)
         db.session.remove()
+
+
+def _nosniff(wsgi_app):
+    """X-Content-Type-Options: nosniff on every answer of the app, Flask's
+    (pages, JSON, errors, static files) and Engine.IO's alike: a browser must
+    never take a JSON error or a polling payload that echoes someone's task
+    name for HTML or script."""
+    def app(environ, start_response):
+        def start(status, headers, exc_info=None):
+            if not any(name.lower() == "x-content-type-options" for name, _ in headers):
+                headers = [*headers, ("X-Content-Type-Options", "nosniff")]
+            return start_response(status, headers, exc_info)
+        return wsgi_app(environ, start)
+    return app
+

@@ -6,14 +6,15 @@ from flask_jwt_extended import current_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash
 
-from . import notify
-from .auth import find_user, hash_password, issue_tokens, revoke_sessions, role_required
+from . import limits, notify
+from .auth import case_twins, hash_password, issue_tokens, revoke_sessions, role_required
 from .database import run_write
 from .errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from .extensions import db
 from .models import Role, Task, TaskStatus, User
 from .presence import logged_in, sockets_of
-from .validation import MAX_ID, boolean, json_body, json_object, no_nulls, string
+from .validation import (ANY_TEXT, MAX_ID, boolean, check_username, json_body, json_object,
+                         no_nulls, string, username_field, username_key)
 
 bp = Blueprint("users", __name__)
 
@@ -26,19 +27,45 @@ def may_manage(actor: User, role: Role) -> bool:
     return actor_role == Role.ADMIN or (actor_role == Role.SUPERVISOR and role == Role.REVIEWER)
 
 
+def _lock_usernames(session) -> None:
+    """Serialise the writers of usernames (create, rename) on the first user
+    row: names are unique ignoring case, which the schema's exact unique
+    index cannot say, so two writers must not both check, then both write.
+    Users are never deleted, so that row stays. (SQLite serialises every
+    write transaction anyway.)"""
+    session.execute(sa.select(User.id).order_by(User.id).limit(1).with_for_update())
+
+
+def _refuse_taken(session, username: str, besides: int | None = None) -> None:
+    twins = case_twins(session, username, besides)
+    if twins:
+        taken = twins[0][1]
+        how = "" if taken == username else f" (as {taken!r}: names are compared ignoring case)"
+        raise Conflict(f"username {username!r} is taken{how}", code="username_taken")
+
+
 def create_user(session, username: str, password: str, role: Role) -> User:
-    """Create an account (used by the API and the CLI). Conflict if the name is taken."""
+    """Create an account (used by the API, the CLI and the first start).
+    Invalid if the name is not a valid username, Conflict if it is taken,
+    ignoring case."""
+    username = check_username(username)
+    # Hashing takes a while (on purpose): not while holding the write lock.
+    password_hash = hash_password(password)
+
     def work(session):
-        if find_user(session, username) is not None:
-            raise Conflict(f"username {username!r} is taken", code="username_taken")
-        user = User(username=username, role=role.value, password_hash=hash_password(password))
+        _lock_usernames(session)
+        _refuse_taken(session, username)
+        user = User(username=username, role=role.value, password_hash=password_hash)
         session.add(user)
         session.flush()
         return user
     try:
-        return run_write(session, work)
+        user = run_write(session, work)
     except IntegrityError:
         raise Conflict(f"username {username!r} is taken", code="username_taken") from None
+    # Failures counted against the name before it had this password are moot.
+    limits.forget_login_failures(username_key(username))
+    return user
 
 
 def user_rows(session, config, user_id: int | None = None) -> list[dict]:
@@ -66,8 +93,8 @@ def config():
 @role_required(Role.SUPERVISOR)
 def post_user():
     data = json_object(json_body(), {"username", "password", "role"})
-    username = string(data, "username", max_length=80).strip()
-    password = string(data, "password", max_length=1024, allow_empty=True)
+    name = username_field(data)
+    password = string(data, "password", max_length=1024, allow_empty=True, text=ANY_TEXT)
     role_name = string(data, "role", required=False, max_length=16) or Role.REVIEWER.value
     try:
         role = Role(role_name)
@@ -78,7 +105,7 @@ def post_user():
                       code="weak_password")
     if not may_manage(current_user, role):
         raise Forbidden(f"a {current_user.role} cannot create a {role.value}")
-    user = create_user(db.session, username, password, role)
+    user = create_user(db.session, name, password, role)
     cfg = current_app.extensions["qc_config"]
     return jsonify(user_rows(db.session, cfg, user.id)[0]), 201
 
@@ -120,22 +147,29 @@ def update_account(session, user_id: int, username=None, role=None, password=Non
                    reactivate=False, deactivate=False) -> None:
     """Rename, change role, set a password, reactivate (one transaction; the
     user row only — task state changes stay in dispatch). Deactivating is
-    checked here and done by `auth.revoke_sessions` afterwards."""
+    checked here and done by `auth.revoke_sessions` afterwards. A new
+    password clears the login failures counted against the user's name."""
+    if username is not None:
+        username = check_username(username)
     # Hashing takes a while (on purpose): not while holding the write lock.
     password_hash = hash_password(password) if password is not None else None
+    names = []
 
     def work(session):
+        if username is not None:
+            _lock_usernames(session)  # first, as every writer of names does
         user = session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
                                .execution_options(populate_existing=True)).first()
+        names[:] = [user.username]
         losing_admin = user.role == Role.ADMIN.value and user.active and (
             deactivate or (role is not None and role != Role.ADMIN))
         if losing_admin and not _other_active_admin(session, user_id):
             raise Conflict("this is the last active admin; make another admin first",
                            code="last_admin")
         if username is not None and username != user.username:
-            if find_user(session, username) is not None:
-                raise Conflict(f"username {username!r} is taken", code="username_taken")
+            _refuse_taken(session, username, besides=user_id)
             user.username = username
+            names.append(username)
         if role is not None:
             user.role = role.value
         if password_hash is not None:
@@ -147,6 +181,9 @@ def update_account(session, user_id: int, username=None, role=None, password=Non
         run_write(session, work)
     except IntegrityError:
         raise Conflict(f"username {username!r} is taken", code="username_taken") from None
+    if password_hash is not None:
+        for name in names:
+            limits.forget_login_failures(username_key(name))
 
 
 def _new_password(session, user_id: int, password_hash: str) -> list[tuple[str, str]]:
@@ -173,8 +210,7 @@ def patch_user(user_id: int):
         raise BadRequest("nothing to change: give username, role, active or password",
                          code="empty_patch")
     no_nulls(data, data.keys())
-    username = string(data, "username", required=False, max_length=80)
-    username = username.strip() if username is not None else None
+    name = username_field(data, required=False)
     role = None
     if "role" in data:
         role_name = string(data, "role", max_length=16)
@@ -184,7 +220,8 @@ def patch_user(user_id: int):
             raise Invalid("'role' must be reviewer, supervisor or admin",
                           code="bad_role") from None
     active = boolean(data, "active", required=False)
-    password = string(data, "password", required=False, max_length=1024, allow_empty=True)
+    password = string(data, "password", required=False, max_length=1024, allow_empty=True,
+                      text=ANY_TEXT)
     if password is not None:
         _check_password(password)
     target = _managed_user(user_id)
@@ -193,7 +230,7 @@ def patch_user(user_id: int):
     if active is False and target.id == current_user.id:
         raise Conflict("you cannot deactivate yourself", code="cannot_deactivate_self")
     role_changes = role is not None and role.value != target.role
-    update_account(db.session, target.id, username=username, role=role, password=password,
+    update_account(db.session, target.id, username=name, role=role, password=password,
                    reactivate=active is True, deactivate=active is False)
     if active is False or role_changes or password is not None:
         revoke_sessions(db.session, target.id, current_user.id, deactivate=active is False)
@@ -233,12 +270,15 @@ def change_own_password():
     log in again) and its sockets are disconnected; the answer carries fresh
     tokens. A reviewer's task is kept if it reconnects within the grace period."""
     data = json_object(json_body(), {"current_password", "new_password"})
-    current = string(data, "current_password", max_length=1024, allow_empty=True)
-    new = _check_password(string(data, "new_password", max_length=1024, allow_empty=True))
+    current = string(data, "current_password", max_length=1024, allow_empty=True,
+                     text=ANY_TEXT)
+    new = _check_password(string(data, "new_password", max_length=1024, allow_empty=True,
+                                 text=ANY_TEXT))
     if not check_password_hash(current_user.password_hash, current):
         raise Forbidden("the current password is wrong", code="wrong_password")
     user_id = current_user.id
     notify.disconnect(run_write(db.session, _new_password, user_id, hash_password(new)))
     user = db.session.get(User, user_id)
+    limits.forget_login_failures(username_key(user.username))
     return jsonify({"message": "password changed; every other session must log in again",
                     **issue_tokens(user)})

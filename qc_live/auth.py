@@ -18,10 +18,11 @@ from flask_jwt_extended import (create_access_token, create_refresh_token, curre
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import dispatch, limits, notify
-from .errors import Forbidden, RateLimited, Unauthorized
+from .errors import Conflict, Forbidden, Invalid, RateLimited, Unauthorized
 from .extensions import db, jwt
 from .models import Role, User
-from .validation import MAX_ID, json_body, json_object, string
+from .validation import ANY_TEXT, MAX_ID, MAX_USERNAME, json_body, json_object, string, \
+    username_key
 
 bp = Blueprint("auth", __name__)
 
@@ -35,7 +36,29 @@ def hash_password(password: str) -> str:
 
 
 def find_user(session, username: str) -> User | None:
-    return session.scalars(sa.select(User).where(User.username == username)).first()
+    """The account `username` names: its exact spelling, else the one account
+    whose name is the same ignoring case. Names are unique ignoring case, but
+    a database from before that rule may hold twins ('ADMIN' and 'admin'):
+    each still finds itself by its exact spelling, and a third spelling
+    finds neither. Every lookup reads all names, the exact spelling's too,
+    so that login time does not tell which names exist."""
+    twins = case_twins(session, username)
+    found = next((user_id for user_id, name in twins if name == username), None)
+    if found is None and len(twins) == 1:
+        found = twins[0][0]
+    return session.get(User, found) if found is not None else None
+
+
+def case_twins(session, username: str, besides: int | None = None) -> list[tuple[int, str]]:
+    """(id, username) of the accounts, other than `besides`, whose name is
+    `username` ignoring case (validation.username_key). Compared here, not in
+    SQL: SQLite's lower() folds ASCII only. Until the schema keeps the folded
+    name in a unique column, this reads every name; accounts number in the
+    thousands at most."""
+    key = username_key(username)
+    names = session.execute(sa.select(User.id, User.username))
+    return [(user_id, name) for user_id, name in names
+            if user_id != besides and username_key(name) == key]
 
 
 def verify_login(session, username: str, password: str) -> User | None:
@@ -144,21 +167,24 @@ def role_required(role: Role, exact: bool = False):
 @bp.post("/login")
 def login():
     data = json_object(json_body(), {"username", "password"})
-    username = string(data, "username", max_length=80)
-    password = string(data, "password", max_length=1024, allow_empty=True)
+    # Any text: a name is only looked up here (an account made before the
+    # rules on names must still log in).
+    username = string(data, "username", max_length=MAX_USERNAME, text=ANY_TEXT)
+    password = string(data, "password", max_length=1024, allow_empty=True, text=ANY_TEXT)
     address = request.remote_addr or "?"
+    # Per name (ignoring case, as names are found) and address, and per
+    # address: a guesser is slowed, the owner elsewhere still logs in.
     # Checked before the password, the same way for known and unknown names.
-    wait = max(limits.login_by_user.blocked_for(username.lower()),
-               limits.login_by_address.blocked_for(address))
+    key = username_key(username)
+    wait = limits.login_blocked_for(key, address)
     if wait:
         raise RateLimited(f"too many failed logins; try again in {int(wait) + 1} s",
                           code="too_many_attempts", retry_after=int(wait) + 1)
     user = verify_login(db.session, username, password)
     if user is None:
-        limits.login_by_user.fail(username.lower())
-        limits.login_by_address.fail(address)
+        limits.login_failed(key, address)
         raise Unauthorized("wrong username or password", code="invalid_credentials")
-    limits.login_by_user.clear(username.lower())
+    limits.login_succeeded(key, address)
     return jsonify(issue_tokens(user))
 
 
@@ -192,20 +218,29 @@ def revoke_sessions(session, user_id: int, actor_id: int | None = None,
 
 def bootstrap_admin(session, config) -> None:
     """Create the configured admin, or on a first run a generated one (printed)."""
+    from .api_users import create_user  # api_users imports this module
     if config.admin_username and config.admin_password:
         if find_user(session, config.admin_username) is None:
-            session.add(User(username=config.admin_username, role=Role.ADMIN.value,
-                             password_hash=hash_password(config.admin_password)))
-            session.commit()
+            try:
+                create_user(session, config.admin_username, config.admin_password, Role.ADMIN)
+            except Invalid as error:
+                raise RuntimeError(f"QC_ADMIN_USERNAME: {error.message}") from None
+            except Conflict:  # a process starting at the same time created it
+                return
             current_app.logger.info("created admin %r from QC_ADMIN_USERNAME",
                                     config.admin_username)
         return
     if session.scalar(sa.select(User.id).where(User.role == Role.ADMIN.value).limit(1)):
         return
     password = secrets.token_urlsafe(12)
-    session.add(User(username="admin", role=Role.ADMIN.value,
-                     password_hash=hash_password(password)))
-    session.commit()
+    try:
+        create_user(session, "admin", password, Role.ADMIN)
+    except Conflict as error:
+        session.rollback()
+        if session.scalar(sa.select(User.id).where(User.role == Role.ADMIN.value).limit(1)):
+            return  # a process starting at the same time made the first admin
+        raise RuntimeError(f"cannot create the first admin ({error.message}); set "
+                           "QC_ADMIN_USERNAME and QC_ADMIN_PASSWORD") from None
     try:
         saved = f"also saved in {_save_first_run_admin(config, password)}: delete that file"
     except OSError as exc:

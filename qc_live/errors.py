@@ -84,7 +84,10 @@ def register(app) -> None:
 
     @app.errorhandler(QCError)
     def _qc_error(error: QCError):
-        return jsonify(error.body()), error.status
+        headers = {}
+        if "retry_after" in error.extra:  # said in the body too, for clients reading JSON
+            headers["Retry-After"] = str(error.extra["retry_after"])
+        return jsonify(error.body()), error.status, headers
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

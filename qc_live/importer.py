@@ -17,7 +17,9 @@ batch goes through `create_in_batches` too, for the same reason.
 The file: UTF-8 (a byte-order mark is fine), comma-separated, a header row
 naming the columns (any order, case and surrounding blanks ignored): `name`
 (required), `priority`, `deadline`, `external_id`, `payload` (a JSON object).
-An empty cell means "not given". Blank rows are skipped. Each value is
+An empty cell means "not given". Blank rows are skipped, and so are columns
+that are blank from the header down (spreadsheets save trailing empty
+columns); a column with values but no name is refused. Each value is
 checked exactly as in POST /tasks.
 """
 import csv
@@ -95,15 +97,20 @@ def decode(raw: bytes) -> str:
                          "CSV UTF-8", code="invalid_csv") from None
 
 
-def _header(cells: list[str]) -> list[str]:
-    names = [cell.strip().lower() for cell in cells]
-    unknown = [n for n in names if n not in COLUMNS]
+def _header(cells: list[str]) -> list[str | None]:
+    """The column names in file order; None for a column the header leaves
+    blank (its cells must be blank too, which `parse` checks)."""
+    names = [cell.strip().lower() or None for cell in cells]
+    unknown = [f"column {number} {name!r}" for number, name in enumerate(names, 1)
+               if name is not None and name not in COLUMNS]
     if unknown:
-        raise BadRequest(f"unknown column(s) {', '.join(map(repr, unknown))}; the columns "
-                         f"are {', '.join(COLUMNS)}", code="unknown_column")
-    repeated = sorted({n for n in names if names.count(n) > 1})
+        raise BadRequest(f"unknown column(s): {', '.join(unknown)}; the columns are "
+                         f"{', '.join(COLUMNS)}", code="unknown_column")
+    repeated = [f"{name!r} is columns " + " and ".join(
+        str(number) for number, other in enumerate(names, 1) if other == name)
+        for name in COLUMNS if names.count(name) > 1]
     if repeated:
-        raise BadRequest(f"column(s) {', '.join(repeated)} appear more than once",
+        raise BadRequest(f"the header names a column more than once: {'; '.join(repeated)}",
                          code="duplicate_column")
     if "name" not in names:
         raise BadRequest("the header row must name a 'name' column", code="missing_column")
@@ -167,6 +174,7 @@ def parse(text: str, max_payload_bytes: int, max_rows: int, pause=None) -> Parse
             raise BadRequest("the file is empty: it needs a header row and at least one "
                              "task", code="empty_file")
         columns = _header(header)
+        unnamed = [i for i, name in enumerate(columns) if name is None]
         parsed = Parsed()
         start = reader.line_num + 1
         for cells in reader:
@@ -180,11 +188,20 @@ def parse(text: str, max_payload_bytes: int, max_rows: int, pause=None) -> Parse
             if pause is not None and index % 1000 == 999:
                 pause()
             if len(cells) > len(columns):
-                parsed.problems.append(Problem(index, line, None, BadRequest(
-                    f"the row has {len(cells)} cells, the header {len(columns)}",
-                    code="extra_cells")))
-                continue
-            spec, bad = _row(dict(zip(columns, cells)), max_payload_bytes)
+                if any(cell.strip() for cell in cells[len(columns):]):
+                    parsed.problems.append(Problem(index, line, None, BadRequest(
+                        f"the row has {len(cells)} cells, the header {len(columns)}",
+                        code="extra_cells")))
+                    continue
+                cells = cells[:len(columns)]  # blank cells past the header: nothing
+            for i in unnamed:
+                if i < len(cells) and cells[i].strip():
+                    raise BadRequest(
+                        f"column {i + 1} has no name in the header, but line {line} has a "
+                        f"value in it ({cells[i][:40]!r}); name the column or delete it",
+                        code="unnamed_column")
+            spec, bad = _row({name: cell for name, cell in zip(columns, cells)
+                              if name is not None}, max_payload_bytes)
             if bad:
                 parsed.problems += [Problem(index, line, name, error) for name, error in bad]
             else:

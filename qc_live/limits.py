@@ -3,7 +3,8 @@
 Kept in the memory of each process: a flood reaches one process through one
 socket, so that process is where it has to be stopped. Login failures are
 counted per process too; with N processes an attacker gets at most N times
-the budget, which still bounds guessing (documented in docs/reliability.md).
+the budget, which still bounds guessing, and a password reset clears the
+counts of the process that made it (documented in docs/reliability.md).
 """
 import threading
 import time
@@ -38,41 +39,77 @@ class TokenBucket:
 
 
 class FailureWindow:
-    """At most `limit` failures per key within `window` seconds."""
+    """At most `limit` failures per key within `window` seconds.
+
+    Only the last `limit` failures of a key are kept, and keys whose failures
+    have all expired are dropped now and then, so a flood of new keys (an
+    address per request) costs memory for one window at most."""
 
     def __init__(self, limit: int, window: float):
         self.limit, self.window = limit, window
-        self._failures = defaultdict(deque)
+        self._failures = {}
+        self._next_prune = 0.0
         self._lock = threading.Lock()
-
-    def _trim(self, key, now):
-        times = self._failures[key]
-        while times and now - times[0] > self.window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-        return times
 
     def blocked_for(self, key) -> float:
         """Seconds until the key may try again (0: it may now)."""
         now = time.monotonic()
         with self._lock:
-            times = self._trim(key, now)
-            if len(times) < self.limit:
+            times = self._failures.get(key)
+            if times is None or len(times) < self.limit:
                 return 0.0
             return max(0.0, self.window - (now - times[0]))
 
     def fail(self, key) -> None:
+        now = time.monotonic()
         with self._lock:
-            self._failures[key].append(time.monotonic())
+            times = self._failures.get(key)
+            if times is None:
+                times = self._failures[key] = deque(maxlen=self.limit)
+            times.append(now)
+            if now >= self._next_prune:
+                self._next_prune = now + self.window / 10
+                for stale in [k for k, t in self._failures.items() if now - t[-1] > self.window]:
+                    del self._failures[stale]
 
     def clear(self, key) -> None:
         with self._lock:
             self._failures.pop(key, None)
 
+    def clear_where(self, matches) -> None:
+        """Forget every key for which `matches(key)` is true."""
+        with self._lock:
+            for key in [k for k in self._failures if matches(k)]:
+                del self._failures[key]
+
 
 # Socket events per socket: 10/s sustained, bursts of 30.
 socket_events = TokenBucket(rate=10, burst=30)
-# Failed logins: 10 per username and 50 per address in 5 minutes.
-login_by_user = FailureWindow(limit=10, window=300)
-login_by_address = FailureWindow(limit=50, window=300)
+# Failed logins in 5 minutes: 10 per username and client address, 50 per
+# address. There is deliberately no limit per username alone: anyone could
+# then lock any account (the admin's too) by failing from addresses of their
+# own, while its owner, elsewhere, types the right password.
+LOGIN_WINDOW = 300
+login_by_user_address = FailureWindow(limit=10, window=LOGIN_WINDOW)
+login_by_address = FailureWindow(limit=50, window=LOGIN_WINDOW)
+
+
+def login_blocked_for(user_key: str, address: str) -> float:
+    return max(login_by_user_address.blocked_for((user_key, address)),
+               login_by_address.blocked_for(address))
+
+
+def login_failed(user_key: str, address: str) -> None:
+    login_by_user_address.fail((user_key, address))
+    login_by_address.fail(address)
+
+
+def login_succeeded(user_key: str, address: str) -> None:
+    """The user proved itself from this address; the address's own count
+    stays (one's own account must not reset a guesser's budget)."""
+    login_by_user_address.clear((user_key, address))
+
+
+def forget_login_failures(user_key: str) -> None:
+    """A new password: the failures against the old one no longer matter."""
+    login_by_user_address.clear_where(lambda key: key[0] == user_key)

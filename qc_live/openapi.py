@@ -43,6 +43,12 @@ STATUS = {"type": "string", "enum": ["pending", "assigned", "completed", "cancel
                                      "expired"]}
 ROLE = {"type": "string", "enum": ["reviewer", "supervisor", "admin"]}
 PASSWORD = {"type": "string", "minLength": 8, "maxLength": 1024}
+USERNAME = {"type": "string", "minLength": 1, "maxLength": 80,
+            "description": "surrounding blanks are removed; printable characters only (422 "
+            "invalid_username); unique ignoring case (409 username_taken)"}
+ONE_LINE_NAME = {"type": "string", "minLength": 1, "maxLength": 255,
+                 "description": "one line of text: no control characters or line breaks "
+                 "(422 control_character)"}
 
 SCHEMAS = {
     "Error": _obj({"error": _obj(
@@ -67,18 +73,19 @@ SCHEMAS = {
         ["id", "external_id", "name", "payload", "priority", "status", "assignee_id",
          "created_at", "assigned_at", "completed_at", "deadline", "outcome", "note"]),
     "NewTask": _obj({
-        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+        "name": ONE_LINE_NAME,
         "payload": _nullable({"type": "object", "description": "at most 64 KiB as JSON"}),
         "priority": _nullable(PRIORITY),
         "deadline": _nullable({"type": "string", "format": "date-time",
                                "description": "without an offset: UTC"}),
         "external_id": _nullable({"type": "string", "minLength": 1, "maxLength": 191,
                                   "description": "idempotency key: the same external_id "
-                                  "again gives the existing task"})},
+                                  "again gives the existing task; one line of text "
+                                  "(422 control_character otherwise)"})},
         ["name"]),
     "TaskChanges": {
         "oneOf": [
-            _obj({"name": {"type": "string", "minLength": 1, "maxLength": 255},
+            _obj({"name": ONE_LINE_NAME,
                   "payload": {"type": "object"}, "priority": PRIORITY,
                   "deadline": _nullable({"type": "string", "format": "date-time",
                                          "description": "null clears the deadline"})},
@@ -111,9 +118,9 @@ SCHEMAS = {
                   "completed_count": INTEGER},
                  ["id", "username", "role", "active", "online", "available", "task_id",
                   "completed_count"]),
-    "NewUser": _obj({"username": {"type": "string", "minLength": 1, "maxLength": 80},
-                     "password": PASSWORD, "role": ROLE}, ["username", "password"]),
-    "UserChanges": _obj({"username": {"type": "string", "minLength": 1, "maxLength": 80},
+    "NewUser": _obj({"username": USERNAME, "password": PASSWORD, "role": ROLE},
+                    ["username", "password"]),
+    "UserChanges": _obj({"username": USERNAME,
                          "role": {**ROLE, "description": "admins only"},
                          "active": BOOLEAN, "password": PASSWORD}),
     "Tokens": _obj({"token": STRING, "access_token": STRING, "refresh_token": STRING,
@@ -153,7 +160,7 @@ ERRORS = {
     "404": "unknown id",
     "409": "state conflict",
     "413": "body too large",
-    "415": "unsupported content type",
+    "415": "unsupported content type: a JSON body needs Content-Type: application/json",
     "422": "well-formed but invalid values",
     "429": "too many attempts",
     "503": "the database is not reachable",
@@ -170,7 +177,10 @@ def _errors(*codes) -> dict:
 
 def _op(summary: str, who: str, ok: dict, errors=(), body=None, params=(), public=False,
         tag: str = "tasks", description: str | None = None) -> dict:
-    """One operation. `who` says which roles may call it (x-roles, and the text)."""
+    """One operation. `who` says which roles may call it (x-roles, and the text).
+    A JSON body may be refused with 415 (not declared as application/json)."""
+    if body is not None and "application/json" in body["content"]:
+        errors = sorted({*errors, "415"})
     operation = {"tags": [tag], "summary": summary,
                  "description": (description + "\n\n" if description else "") + f"Who: {who}.",
                  "x-roles": who, "responses": {**ok, **_errors(*errors)}}
@@ -206,6 +216,10 @@ PATHS = {
     "/login": {"post": _op(
         "Log in", "anyone", {"200": _json(_ref("Tokens"), "tokens and the user")},
         ("400", "401", "422", "429"), tag="auth", public=True,
+        description="The name is found by its exact spelling, else ignoring case. Failed "
+        "logins are throttled: after 10 failures for one username from one client address, "
+        "or 50 from one address, within 5 minutes, 429 too_many_attempts with Retry-After "
+        "(a success clears its name and address, a new password clears the name).",
         body=_json_body(_obj({"username": STRING, "password": STRING},
                              ["username", "password"])))},
     "/refresh": {"post": _op(
@@ -246,7 +260,9 @@ PATHS = {
         ("400", "401", "403", "404", "409", "422"), tag="reviewers",
         body=_json_body(_obj({"task_id": ID, "user_id": ID,
                               "outcome": {"enum": ["pass", "fail"]},
-                              "note": {"type": "string", "maxLength": 4000}}, ["task_id"])))},
+                              "note": {"type": "string", "maxLength": 4000,
+                                       "description": "tab and line breaks allowed, other "
+                                       "control characters not"}}, ["task_id"])))},
     "/assign_task": {"post": _op(
         "Send a pending task out now", "a supervisor",
         {"200": _json(_obj({"message": STRING, "task": _ref("Task")}, ["message", "task"]),

@@ -3,21 +3,24 @@
 Type errors (a string where a number belongs, a missing field) are 400;
 values of the right type that make no sense (priority 10**9, outcome
 "maybe") are 422. Unknown fields are refused so typos do not pass silently.
+Request bodies are JSON, declared as such (415 otherwise).
 """
 import json
 import math
 import re
+import unicodedata
 
 from flask import request
 
 from .clock import parse_iso
 from .dispatch import TaskSpec
-from .errors import BadRequest, Invalid, QCError
+from .errors import BadRequest, Invalid, QCError, UnsupportedMediaType
 from .listing import DEFAULT_ORDER, ORDERS, STATUSES, TaskQuery, decode_cursor
 
 MAX_NAME = 255
 MAX_EXTERNAL_ID = 191
 MAX_NOTE = 4000
+MAX_USERNAME = 80
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
 OUTCOMES = ("pass", "fail")
 # Ids fit a signed 64-bit column; larger ones cannot name a row (and SQLite
@@ -38,12 +41,19 @@ def _no_constant(name: str):
 
 
 def json_body(required: bool = True):
-    """The request's JSON body; {} when optional and absent. 400 when not JSON."""
+    """The request's JSON body; {} when optional and absent. 400 when not
+    JSON; 415 when the body is not declared as JSON (`application/json` or
+    `application/*+json`): a form, a text or no Content-Type at all means a
+    client that does not speak this API, and guessing would hide its bug."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         if required:
             raise BadRequest("a JSON body is required", code="missing_body")
         return {}
+    if not request.is_json:
+        declared = request.mimetype or "no Content-Type"
+        raise UnsupportedMediaType(f"send the body as JSON with Content-Type: "
+                                   f"application/json (not {declared})")
     try:
         return strict_json(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -80,8 +90,33 @@ def integer(data: dict, name: str, required: bool = True, low=None, high=None):
     return value
 
 
+# What text may hold. Control characters (Unicode category Cc: U+0000-U+001F,
+# U+007F-U+009F) cut strings short in C code, forge lines in logs and CSV
+# exports, and drive terminals; the bidirectional embedding, override and
+# isolate controls (U+202A-U+202E, U+2066-U+2069) make text read differently
+# from what it is. Both are refused. One line of text (names, ids) refuses
+# line breaks too, U+2028/U+2029 included; several lines (notes) keep tab,
+# line feed and carriage return. Other format characters (category Cf) stay:
+# zero-width joiners build emoji and Persian words, marks like U+200E are
+# needed in right-to-left text.
+ONE_LINE, LINES, ANY_TEXT = "one line", "lines", "any text"
+_BIDI_CONTROLS = r"\u202a-\u202e\u2066-\u2069"
+_FORBIDDEN = {
+    ONE_LINE: re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI_CONTROLS}]"),
+    LINES: re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI_CONTROLS}]"),
+}
+
+
+def describe_character(char: str) -> str:
+    """U+202E (RIGHT-TO-LEFT OVERRIDE); control characters have no name."""
+    return f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character')})"
+
+
 def string(data: dict, name: str, required: bool = True, max_length: int = 255,
-           allow_empty: bool = False):
+           allow_empty: bool = False, strip: bool = False, text: str = ONE_LINE):
+    """A string field. `strip` removes surrounding blanks first; `text` says
+    which characters it may hold: ONE_LINE (the default), LINES, or ANY_TEXT
+    (passwords, and names only looked up)."""
     value = data.get(name)
     if value is None:
         if required:
@@ -93,11 +128,56 @@ def string(data: dict, name: str, required: bool = True, max_length: int = 255,
         value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no database stores it
         raise BadRequest(f"'{name}' is not valid Unicode text", code="invalid_text") from None
+    if strip:
+        value = value.strip()
     if not allow_empty and not value.strip():
         raise Invalid(f"'{name}' must not be empty", code="empty")
     if len(value) > max_length:
         raise Invalid(f"'{name}' is longer than {max_length} characters", code="too_long")
+    if text != ANY_TEXT:
+        bad = _FORBIDDEN[text].search(value)
+        if bad:
+            allowed = ("control characters and line breaks are not allowed" if text == ONE_LINE
+                       else "control characters other than tab and line breaks are not "
+                       "allowed")
+            raise Invalid(f"'{name}' contains {describe_character(bad[0])} at character "
+                          f"{bad.start() + 1}: {allowed}", code="control_character")
     return value
+
+
+def check_username(value: str) -> str:
+    """A username as stored: without surrounding blanks, at most 80
+    characters, printable only (str.isprintable: no control, format,
+    separator other than the space, private-use or unassigned characters).
+    Raises Invalid. Uniqueness ignoring case is checked where names are
+    written (api_users), against `username_key`."""
+    value = value.strip()
+    if not value:
+        raise Invalid("'username' must not be empty", code="empty")
+    if len(value) > MAX_USERNAME:
+        raise Invalid(f"'username' is longer than {MAX_USERNAME} characters", code="too_long")
+    for position, char in enumerate(value, 1):
+        if not char.isprintable():
+            raise Invalid(f"'username' contains {describe_character(char)} at character "
+                          f"{position}: a username is printable characters only",
+                          code="invalid_username")
+    return value
+
+
+def username_field(data: dict, required: bool = True) -> str | None:
+    """The `username` field of a body that creates or renames an account."""
+    value = string(data, "username", required=required, max_length=MAX_USERNAME, strip=True,
+                   text=ANY_TEXT)
+    return None if value is None else check_username(value)
+
+
+def username_key(name: str) -> str:
+    """What two usernames must not share: the name without surrounding
+    blanks, compatibility-normalised (NFKC: a full-width 'ＡＤＭＩＮ' is
+    'ADMIN') and case-folded (Unicode full case folding, str.casefold:
+    'Straße' is 'STRASSE')."""
+    folded = unicodedata.normalize("NFKC", name.strip()).casefold()
+    return unicodedata.normalize("NFKC", folded)
 
 
 def boolean(data: dict, name: str, required: bool = True):
@@ -117,7 +197,7 @@ def boolean(data: dict, name: str, required: bool = True):
 
 
 def task_name(data: dict) -> str:
-    return string(data, "name", max_length=MAX_NAME).strip()
+    return string(data, "name", max_length=MAX_NAME, strip=True)
 
 
 def task_payload(data: dict, max_payload_bytes: int) -> dict:
@@ -210,7 +290,8 @@ def completion(data) -> tuple[int, str | None, str | None, int | None]:
             raise BadRequest("'outcome' must be \"pass\" or \"fail\"", code="wrong_type")
         if outcome not in OUTCOMES:
             raise Invalid("'outcome' must be \"pass\" or \"fail\"", code="bad_outcome")
-    note = string(data, "note", required=False, max_length=MAX_NOTE, allow_empty=True)
+    note = string(data, "note", required=False, max_length=MAX_NOTE, allow_empty=True,
+                  text=LINES)
     user_id = integer(data, "user_id", required=False, low=1, high=MAX_ID)
     return task_id, outcome, note or None, user_id
 

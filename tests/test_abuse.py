@@ -3,7 +3,8 @@ import time
 
 import socketio
 
-from live import Reviewer, wait_until
+from api_support import assert_error
+from live import ADMIN, PASSWORD, Reviewer, wait_until
 
 
 def test_a_flooding_socket_is_rate_limited_and_others_are_unaffected(server, connect):
@@ -88,3 +89,76 @@ def test_failed_logins_are_throttled_per_username_without_revealing_who_exists(s
                           ).status_code == 429
     server.create_user("bob")
     assert server.login("bob")["user"]["username"] == "bob"
+
+
+# --- login throttling behind a proxy: the address is the X-Forwarded-For one ---
+
+def _login(server, username, password, address):
+    return server.request("POST", "/login", json={"username": username, "password": password},
+                          headers={"X-Forwarded-For": address})
+
+
+def test_a_guesser_is_throttled_while_the_admin_logs_in_from_elsewhere(start_server):
+    server = start_server(QC_PROXY_HOPS="1")
+    guesser = "203.0.113.7"
+    for _ in range(10):
+        assert _login(server, "admin", "wrong", guesser).status_code == 401
+    refused = _login(server, "admin", "wrong", guesser)
+    error = assert_error(refused, 429, "too_many_attempts")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 300
+    assert error["retry_after"] == int(refused.headers["Retry-After"])
+    # From the guesser's address even the right password waits, in any case.
+    assert_error(_login(server, "admin", ADMIN[1], guesser), 429, "too_many_attempts")
+    assert_error(_login(server, "ADMIN", "wrong", guesser), 429, "too_many_attempts")
+    # The admin, elsewhere, is not locked out.
+    assert _login(server, "admin", ADMIN[1], "198.51.100.20").status_code == 200
+
+
+def test_guessing_from_rotating_addresses_cannot_lock_the_user_out(start_server):
+    server = start_server(QC_PROXY_HOPS="1")
+    server.create_user("alice")
+    for n in range(30):
+        assert _login(server, "alice", "wrong", f"203.0.113.{n}").status_code == 401
+    assert _login(server, "alice", PASSWORD, "198.51.100.20").status_code == 200
+    # One failure from this address is far from its budget.
+    assert _login(server, "alice", PASSWORD, "203.0.113.0").status_code == 200
+
+
+def test_one_address_guessing_many_usernames_is_stopped(start_server):
+    server = start_server(QC_PROXY_HOPS="1")
+    server.create_user("alice")
+    server.create_user("mallory")
+    guesser = "203.0.113.7"
+    for n in range(49):
+        assert _login(server, f"user{n}", "wrong", guesser).status_code == 401
+    # Logging in to an account of its own does not give the address its budget back.
+    assert _login(server, "mallory", PASSWORD, guesser).status_code == 200
+    assert _login(server, "user49", "wrong", guesser).status_code == 401
+    assert_error(_login(server, "user50", "wrong", guesser), 429, "too_many_attempts")
+    assert_error(_login(server, "alice", PASSWORD, guesser), 429, "too_many_attempts")
+    assert _login(server, "alice", PASSWORD, "198.51.100.20").status_code == 200
+
+
+def test_a_success_clears_its_name_and_address_and_a_new_password_clears_the_name(
+        start_server):
+    server = start_server(QC_PROXY_HOPS="1")
+    alice = server.create_user("alice")
+    bob = server.reviewer("bob")
+    here = "198.51.100.20"
+    for _ in range(9):
+        assert _login(server, "alice", "wrong", here).status_code == 401
+    assert _login(server, "alice", PASSWORD, here).status_code == 200
+    for _ in range(10):  # a fresh count after the success
+        assert _login(server, "alice", "wrong", here).status_code == 401
+    assert_error(_login(server, "alice", PASSWORD, here), 429, "too_many_attempts")
+    # An admin's reset lifts it at once.
+    server.request("PATCH", f"/users/{alice['id']}", server.admin_token,
+                   json={"password": "alices-new-password"}, expect=200)
+    assert _login(server, "alice", "alices-new-password", here).status_code == 200
+    # So does changing one's own password (from another device).
+    for _ in range(10):
+        assert _login(server, "bob", "wrong", here).status_code == 401
+    assert_error(_login(server, "bob", PASSWORD, here), 429, "too_many_attempts")
+    server.request("POST", "/me/password", bob["token"], expect=200,
+                   json={"current_password": PASSWORD, "new_password": "bobs-new-password"})
+    assert _login(server, "bob", "bobs-new-password", here).status_code == 200

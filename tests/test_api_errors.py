@@ -1,5 +1,7 @@
 """One error shape everywhere, the right status, and never a 500 for bad input —
 over REST and in the acks of the /reviewer socket's events."""
+import json
+
 from api_support import (assert_error, assert_error_ack, count, is_available,
                          supervisor_token, two_busy_reviewers)
 from live import PASSWORD
@@ -61,6 +63,119 @@ def test_malformed_json_is_400_on_every_route_that_takes_a_body(server):
             assert response.status_code == 400, (method, path, body[:40], response.text)
             assert_error(response, 400)
     assert count(server.database, "tasks") == 0
+
+
+def test_a_json_body_not_declared_as_json_is_415_and_changes_nothing(server):
+    alice = server.reviewer("alice")
+    tokens = {None: None, "admin": server.admin_token, "reviewer": alice["token"]}
+    task = server.add_tasks({"name": "t"})[0]
+    routes = [
+        ("POST", "/login", None, {"username": "alice", "password": PASSWORD}),
+        ("POST", "/users", "admin", {"username": "carol", "password": PASSWORD}),
+        ("POST", "/tasks", "admin", {"name": "new"}),
+        ("PUT", "/availability", "reviewer", {"availability": 0}),
+        ("POST", "/complete_task", "reviewer", {"task_id": task["id"]}),
+        ("POST", "/assign_task", "admin", {"task_id": task["id"]}),
+        ("PATCH", f"/tasks/{task['id']}", "admin", {"priority": 5}),
+        ("PATCH", f"/users/{alice['id']}", "admin", {"username": "alicia"}),
+        ("POST", "/me/password", "reviewer", {"current_password": PASSWORD,
+                                              "new_password": "another-password"}),
+    ]
+    users_before, tasks_before = count(server.database, "users"), server.task(task["id"])
+    for method, path, who, body in routes:
+        text = json.dumps(body)
+        xml = "<body>" + "".join(f"<{k}>{v}</{k}>" for k, v in body.items()) + "</body>"
+        sends = [
+            {"data": text},  # no Content-Type at all
+            {"data": text, "headers": {"Content-Type": "text/plain"}},
+            {"data": text, "headers": {"Content-Type": "text/plain; charset=utf-8"}},
+            {"data": body},  # a form
+            {"files": {"body": ("body.json", text, "application/json")}},  # multipart
+            {"data": xml, "headers": {"Content-Type": "application/xml"}},
+        ]
+        for send in sends:
+            response = server.request(method, path, tokens[who], **send)
+            assert_error(response, 415, "unsupported_media_type")
+        # An empty body is still a missing body, whatever its type.
+        assert_error(server.request(method, path, tokens[who], data="",
+                                    headers={"Content-Type": "text/plain"}), 400,
+                     "missing_body")
+    assert count(server.database, "users") == users_before
+    assert server.task(task["id"]) == tasks_before
+    assert server.login("alice")["user"]["username"] == "alice"  # no password changed
+    # JSON under its other names is JSON.
+    for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        response = server.request("POST", "/tasks", server.admin_token, data='{"name": "ok"}',
+                                  headers={"Content-Type": content_type})
+        assert response.status_code == 201, (content_type, response.text)
+
+
+def test_every_answer_tells_browsers_not_to_sniff(server):
+    admin = server.admin_token
+    answers = [
+        server.request("GET", "/healthz"),
+        server.request("GET", "/openapi.json"),
+        server.request("GET", "/tasks", admin),
+        server.request("GET", "/nope"),
+        server.request("DELETE", "/healthz"),
+        server.request("GET", "/users"),
+        server.request("POST", "/login", json={"username": "x", "password": "y"}),
+        server.request("POST", "/login", data="{", headers={"Content-Type": "application/json"}),
+        server.request("POST", "/tasks", admin, data="name",
+                       headers={"Content-Type": "text/plain"}),
+        server.request("GET", "/"),
+        server.request("GET", "/vendor/socket.io.min.js"),
+        server.request("GET", "/static/css/app.css"),
+        server.request("GET", "/static/nope.js"),
+        server.request("GET", "/socket.io/?EIO=4&transport=polling"),
+    ]
+    for answer in answers:
+        assert answer.headers.get("X-Content-Type-Options") == "nosniff", \
+            (answer.request.method, answer.request.path_url, answer.status_code)
+    statuses = {answer.status_code for answer in answers}
+    assert {200, 400, 401, 404, 405} <= statuses, statuses
+
+
+def test_control_characters_are_refused_in_text_and_notes_keep_their_lines(server, connect):
+    admin = server.admin_token
+    bad_text = ["nul\x00name", "esc\x1b[2J", "two\nlines", "tab\there", "del\x7f",
+                "c1\x85next", "invoice\u202eexe.txt", "isolate\u2066x\u2069",
+                "line\u2028separator"]
+    for bad in bad_text:
+        error = assert_error(server.request("POST", "/tasks", admin, json={"name": bad}), 422,
+                             "control_character")
+        assert "U+" in error["message"], error
+        assert_error(server.request("POST", "/tasks", admin,
+                                    json={"name": "ok", "external_id": bad}),
+                     422, "control_character")
+    listed = assert_error(server.request("POST", "/tasks", admin, json=[
+        {"name": "fine"}, {"name": "bad\x00"}]), 422, "invalid_tasks")
+    assert [(row["index"], row["code"]) for row in listed["rows"]] == \
+        [(1, "control_character")]
+    assert count(server.database, "tasks") == 0
+    # Text that only looks unusual is fine: emoji built with zero-width
+    # joiners, a left-to-right mark in Hebrew, a no-break space; blanks
+    # around a name, a trailing line break included, are trimmed as before.
+    names = ["\U0001f469\u200d\U0001f4bb review", "\u05e9\u05dc\u05d5\u05dd \u200e(2)",
+             "Lot\u00a010", "pasted\n"]
+    tasks = server.add_tasks(*[{"name": name} for name in names])
+    assert [t["name"] for t in tasks] == names[:3] + ["pasted"]
+    assert_error(server.request("PATCH", f"/tasks/{tasks[0]['id']}", admin,
+                                json={"name": "a\x00b"}), 422, "control_character")
+    assert server.task(tasks[0]["id"])["name"] == names[0]
+
+    # Notes may hold several lines and tabs, not other control characters.
+    alice = server.reviewer("alice")
+    sock = connect(alice["token"])
+    held = sock.task()
+    assert_error(server.request("POST", "/complete_task", alice["token"],
+                                json={"task_id": held["id"], "note": "a\x00b"}),
+                 422, "control_character")
+    assert_error_ack(sock.complete(held["id"], note="bell\x07"), "control_character")
+    assert_error_ack(sock.complete(held["id"], note="\u202egnorw"), "control_character")
+    note = "line one\r\nline two\tcolumn"
+    assert sock.complete(held["id"], note=note)["ok"] is True
+    assert server.task(held["id"])["note"] == note
 
 
 def test_wrong_shapes_of_json_never_give_500(server):

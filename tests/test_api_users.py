@@ -1,6 +1,14 @@
-"""POST /users and GET /users: who may create whom, and what the list shows."""
+"""POST /users and GET /users: who may create whom, what names may be, and
+what the list shows."""
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
 from api_support import USER_FIELDS, assert_error, count, execute
-from live import PASSWORD, Reviewer, wait_until
+from live import ADMIN, PASSWORD, ROOT, Reviewer, wait_until
 
 
 def _users(server, token=None) -> dict:
@@ -64,6 +72,107 @@ def test_duplicate_username_is_409_and_creates_nothing(server):
     assert count(server.database, "users") == before
     # The first alice's password still works.
     server.login("alice")
+
+
+def _login_status(server, username, password=PASSWORD) -> int:
+    return server.request("POST", "/login", json={"username": username,
+                                                  "password": password}).status_code
+
+
+def test_usernames_are_unique_ignoring_case(server):
+    admin = server.admin_token
+    server.create_user("alice")
+    server.create_user("Straße")
+    before = count(server.database, "users")
+    for twin in ("ALICE", "Alice", " aLiCe ", "\uff21\uff2c\uff29\uff23\uff25",  # full-width
+                 "STRASSE", "strasse", "ADMIN"):
+        error = assert_error(_create(server, admin, twin, "reviewer"), 409, "username_taken")
+        assert "ignoring case" in error["message"], error
+    assert count(server.database, "users") == before
+    # One may log in with the name typed in another case.
+    assert server.login("ALICE")["user"]["username"] == "alice"
+    assert server.login("strasse")["user"]["username"] == "Straße"
+
+
+def test_case_twins_of_an_older_database_each_log_in_by_their_exact_spelling(server):
+    """A database from before the rule may hold 'alice' and 'ALICE': each keeps
+    logging in by its exact spelling, a third spelling finds neither, and no
+    third account is made."""
+    alice = server.create_user("alice")
+    server.create_user("temp", password="other-password-2")
+    execute(server.database, "UPDATE users SET username = %s WHERE username = %s",
+            "ALICE", "temp")
+    assert server.login("alice")["user"]["id"] == alice["id"]
+    assert server.login("ALICE", "other-password-2")["user"]["username"] == "ALICE"
+    assert _login_status(server, "Alice") == 401
+    assert _login_status(server, "Alice", "other-password-2") == 401
+    before = count(server.database, "users")
+    assert_error(_create(server, server.admin_token, "aLiCe", "reviewer"), 409,
+                 "username_taken")
+    bob = server.create_user("bob")
+    assert_error(server.request("PATCH", f"/users/{bob['id']}", server.admin_token,
+                                json={"username": "Alice"}), 409, "username_taken")
+    assert count(server.database, "users") == before + 1
+
+
+def test_usernames_are_printable_characters_only(server):
+    admin = server.admin_token
+    alice = server.create_user("alice")
+    before = count(server.database, "users")
+    bad_names = ["al\x00ice", "al\tice", "al\nice", "\x1b[31mred", "del\x7f", "c1\x85x",
+                 "zero\u200bwidth", "\u202eecila", "no\u00a0break", "line\u2028sep",
+                 "private\ue000"]
+    for bad in bad_names:
+        error = assert_error(_create(server, admin, bad, "reviewer"), 422, "invalid_username")
+        assert "U+" in error["message"], error
+        assert_error(server.request("PATCH", f"/users/{alice['id']}", admin,
+                                    json={"username": bad}), 422, "invalid_username")
+    assert count(server.database, "users") == before
+    assert server.request("GET", f"/users/{alice['id']}/stats", admin,
+                          expect=200).json()["username"] == "alice"
+    # Letters of any script, inner spaces and punctuation are printable.
+    for good in ("élodie", "Ana María", "李雷", "o'brien", "ŞEYMA"):
+        assert _create(server, admin, good, "reviewer").status_code == 201, good
+        assert server.login(good)["user"]["username"] == good
+
+
+def test_simultaneous_creates_of_one_name_in_different_cases_make_one_account(server):
+    headers = {"Authorization": f"Bearer {server.admin_token}"}
+
+    def create(name):
+        return requests.post(server.url + "/users", headers=headers, timeout=30, json={
+            "username": name, "password": PASSWORD, "role": "reviewer"}).status_code
+    names = ("carol", "daniel", "esther")
+    for name in names:
+        spellings = [name, name.upper()] + [name[:i] + name[i].upper() + name[i + 1:]
+                                            for i in range(len(name))]
+        with ThreadPoolExecutor(len(spellings)) as pool:
+            statuses = list(pool.map(create, spellings))
+        assert sorted(statuses) == [201] + [409] * (len(spellings) - 1), (name, statuses)
+    assert count(server.database, "users") == 1 + len(names)
+
+
+def test_the_cli_and_the_first_start_follow_the_same_rules(start_server, database, tmp_path):
+    server = start_server()
+    env = {**os.environ, "DATABASE_URL": database.url, "QC_INSTANCE_PATH": str(tmp_path),
+           "QC_SECRET_KEY": server.env["QC_SECRET_KEY"]}
+
+    def cli(name):
+        return subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "qc_live", "create-user", name,
+             "--password", "carol-password"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    taken = cli("Admin")
+    assert taken.returncode != 0 and "taken" in taken.stderr, taken.stderr
+    control = cli("car\x01ol")
+    assert control.returncode != 0 and "U+0001" in control.stderr, control.stderr
+    assert count(server.database, "users") == 1
+    # A configured admin name that is the existing admin's in another case is
+    # that admin, not a second one.
+    server.stop()
+    again = start_server(QC_ADMIN_USERNAME="ADMIN", QC_ADMIN_PASSWORD="another-admin-pass")
+    assert count(again.database, "users") == 1
+    assert again.login("ADMIN", ADMIN[1])["user"]["username"] == "admin"
 
 
 def test_bad_user_fields_are_refused_and_create_nothing(server):

@@ -28,12 +28,15 @@ BAD = {
     2000: (["item", "1", "", "x" * 192, ""], [("external_id", "too_long")]),
     2500: (["item", "99999999", "", "b-2500", ""], [("priority", "out_of_range")]),
     2600: (["item", "1", "", "b-2600", "", "surplus"], [(None, "extra_cells")]),
+    # A name is one line; a quoted cell may hold several, so the refusal names it.
+    2700: (["two\nlines", "1", "", "b-2700", ""], [("name", "control_character")]),
+    2800: (["item", "1", "", "b\x00-2800", ""], [("external_id", "control_character")]),
     2999: (["  ", "1.5", "", "b-2999", ""], [("name", "empty"), ("priority", "wrong_type")]),
 }
 
 
 def _csv(rows: int = 3000):
-    """A CSV of `rows` data rows with the BAD ones, a two-line quoted name, a
+    """A CSV of `rows` data rows with the BAD ones, a two-line quoted cell, a
     blank line and an external_id repeated; returns (bytes, expected problems)."""
     out = io.StringIO()
     writer = csv.writer(out)  # \r\n line ends, as spreadsheets write them
@@ -45,7 +48,7 @@ def _csv(rows: int = 3000):
             cells, expected = BAD[n]
             problems += [(n, line, field, code) for field, code in expected]
         elif n == 5:
-            cells = ["two\nlines", "3", "", "csv-5", '{"k": "v, with comma"}']
+            cells = ["two, with comma", "3", "", "csv-5", '{"k":\n "v, with comma"}']
         elif n == 42:
             cells = _good(41)  # the same external_id as row 41
         else:
@@ -101,7 +104,7 @@ def test_skip_invalid_imports_the_good_rows_in_batches_and_reports_the_rest(serv
 
     (name, priority, deadline, payload), = server.database.query(
         "SELECT name, priority, deadline, payload FROM tasks WHERE external_id = %s", "csv-5")
-    assert (name, priority, deadline) == ("two\nlines", 3, None)
+    assert (name, priority, deadline) == ("two, with comma", 3, None)
     assert json.loads(payload) == {"k": "v, with comma"}
     task_id = server.database.query("SELECT id FROM tasks WHERE external_id = %s", "csv-9")[0][0]
     task = server.task(task_id)
@@ -166,6 +169,31 @@ def test_whole_file_problems_content_types_flags_and_size(server):
     huge = b"name\n" + b"x\n" * (33 * 1024 * 1024)  # 66 MiB
     assert_error(_post(server, huge), 413)
     assert count(server.database, "tasks") == 0
+
+
+def test_spreadsheet_columns_left_empty_are_ignored_and_unnamed_values_refused(server):
+    # A spreadsheet's "Save as CSV" keeps columns that once held something.
+    saved = b"name,priority,,\r\nLot 10,5,,\r\nLot 11,6,,\r\n"
+    result = _post(server, saved).json()
+    assert (result["created"], result["invalid_rows"]) == (2, 0), result
+    assert [server.task(i)["priority"] for i in result["task_ids"]] == [5, 6]
+    # Blank columns anywhere, blank cells past the header, a header cell of blanks.
+    for body in (b",name, ,priority\n,Lot 12,,7\n", b"name,priority\nLot 13,8,,\n"):
+        response = _post(server, body)
+        assert response.status_code == 201, (body, response.text)
+    assert count(server.database, "tasks") == 4
+
+    # A value under no name: the whole file, and the message says where.
+    error = assert_error(_post(server, b"name,priority,\nLot 20,5,\nLot 21,6,urgent\n"),
+                         400, "unnamed_column")
+    assert "column 3" in error["message"] and "line 3" in error["message"], error
+    # Unknown and repeated names say which columns.
+    error = assert_error(_post(server, b"name,prio,colour\nx,1,red\n"), 400, "unknown_column")
+    assert "column 2 'prio'" in error["message"] and "column 3 'colour'" in error["message"]
+    error = assert_error(_post(server, b"Name,priority,name\nx,1,y\n"), 400,
+                         "duplicate_column")
+    assert "'name' is columns 1 and 3" in error["message"], error
+    assert count(server.database, "tasks") == 4
 
 
 def test_a_failure_part_way_says_how_far_the_import_got(app, monkeypatch):

@@ -208,3 +208,17 @@ def test_changing_your_own_password(server, connect):
     sue = _supervisor(server)
     assert server.request("POST", "/me/password", sue["token"], json={
         "current_password": PASSWORD, "new_password": "sue-new-password"}).status_code == 200
+
+
+def test_renames_follow_the_rules_on_names(server):
+    alice = server.reviewer("alice")
+    server.create_user("bob")
+    assert_error(_patch(server, alice["id"], {"username": "BOB"}), 409, "username_taken")
+    assert_error(_patch(server, alice["id"], {"username": " Bob "}), 409, "username_taken")
+    assert_error(_patch(server, alice["id"], {"username": "ali\x00ce"}), 422,
+                 "invalid_username")
+    assert _users(server)[alice["id"]]["username"] == "alice"
+    # Her own name in another case is hers to take; both spellings log her in.
+    assert _patch(server, alice["id"], {"username": "Alice"}).json()["username"] == "Alice"
+    assert _login_status(server, "Alice") == 200 and _login_status(server, "alice") == 200
+    server.request("GET", "/me/task", alice["token"], expect=200)  # a rename keeps sessions
