@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash
 
 from . import limits, notify
-from .auth import case_twins, hash_password, issue_tokens, revoke_sessions, role_required
+from .auth import hash_password, issue_tokens, revoke_sessions, role_required
 from .database import run_write
 from .errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from .extensions import db
@@ -27,19 +27,13 @@ def may_manage(actor: User, role: Role) -> bool:
     return actor_role == Role.ADMIN or (actor_role == Role.SUPERVISOR and role == Role.REVIEWER)
 
 
-def _lock_usernames(session) -> None:
-    """Serialise the writers of usernames (create, rename) on the first user
-    row: names are unique ignoring case, which the schema's exact unique
-    index cannot say, so two writers must not both check, then both write.
-    Users are never deleted, so that row stays. (SQLite serialises every
-    write transaction anyway.)"""
-    session.execute(sa.select(User.id).order_by(User.id).limit(1).with_for_update())
-
-
 def _refuse_taken(session, username: str, besides: int | None = None) -> None:
-    twins = case_twins(session, username, besides)
-    if twins:
-        taken = twins[0][1]
+    """Conflict if another account has this name, ignoring case. (The UNIQUE
+    username_key refuses it anyway; this says which spelling has it.)"""
+    taken = session.scalar(sa.select(User.username).where(
+        sa.or_(User.username_key == username_key(username), User.username == username),
+        User.id != (besides or 0)).limit(1))
+    if taken is not None:
         how = "" if taken == username else f" (as {taken!r}: names are compared ignoring case)"
         raise Conflict(f"username {username!r} is taken{how}", code="username_taken")
 
@@ -53,7 +47,6 @@ def create_user(session, username: str, password: str, role: Role) -> User:
     password_hash = hash_password(password)
 
     def work(session):
-        _lock_usernames(session)
         _refuse_taken(session, username)
         user = User(username=username, role=role.value, password_hash=password_hash)
         session.add(user)
@@ -156,8 +149,6 @@ def update_account(session, user_id: int, username=None, role=None, password=Non
     names = []
 
     def work(session):
-        if username is not None:
-            _lock_usernames(session)  # first, as every writer of names does
         user = session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
                                .execution_options(populate_existing=True)).first()
         names[:] = [user.username]

@@ -36,29 +36,20 @@ def hash_password(password: str) -> str:
 
 
 def find_user(session, username: str) -> User | None:
-    """The account `username` names: its exact spelling, else the one account
-    whose name is the same ignoring case. Names are unique ignoring case, but
-    a database from before that rule may hold twins ('ADMIN' and 'admin'):
-    each still finds itself by its exact spelling, and a third spelling
-    finds neither. Every lookup reads all names, the exact spelling's too,
-    so that login time does not tell which names exist."""
-    twins = case_twins(session, username)
-    found = next((user_id for user_id, name in twins if name == username), None)
-    if found is None and len(twins) == 1:
-        found = twins[0][0]
-    return session.get(User, found) if found is not None else None
-
-
-def case_twins(session, username: str, besides: int | None = None) -> list[tuple[int, str]]:
-    """(id, username) of the accounts, other than `besides`, whose name is
-    `username` ignoring case (validation.username_key). Compared here, not in
-    SQL: SQLite's lower() folds ASCII only. Until the schema keeps the folded
-    name in a unique column, this reads every name; accounts number in the
-    thousands at most."""
+    """The account `username` names: its exact spelling, else the account
+    whose name is the same ignoring case (models.username_key). Both are
+    looked up each time (two index reads), so login time does not tell which
+    names exist. A database from before that rule may hold twins ('ADMIN' and
+    'admin'): each still finds itself by its exact spelling."""
     key = username_key(username)
-    names = session.execute(sa.select(User.id, User.username))
-    return [(user_id, name) for user_id, name in names
-            if user_id != besides and username_key(name) == key]
+    exact = session.scalars(sa.select(User).where(User.username == username)).first()
+    twin = session.scalars(sa.select(User).where(User.username_key == key)).first()
+    # Twins of that release have no key: with one of them, another spelling is
+    # ambiguous and finds neither.
+    keyless = session.scalars(sa.select(User.username).where(User.username_key.is_(None)))
+    if exact is None and any(username_key(name) == key for name in keyless):
+        return None
+    return exact or twin
 
 
 def verify_login(session, username: str, password: str) -> User | None:

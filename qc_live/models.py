@@ -6,10 +6,11 @@ Invariants the database itself enforces:
 - a reviewer holds at most one task: `holder_id` is UNIQUE (NULLs allowed).
 """
 import enum
+import unicodedata
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from .clock import iso, utcnow
 from .extensions import db
@@ -56,11 +57,30 @@ FINAL_STATUSES = (TaskStatus.COMPLETED.value, TaskStatus.CANCELLED.value,
                   TaskStatus.EXPIRED.value)
 
 
+MAX_USERNAME_KEY = 255
+
+
+def username_key(name: str) -> str:
+    """What two usernames must not share: the name without surrounding
+    blanks, compatibility-normalised (NFKC: a full-width 'ＡＤＭＩＮ' is
+    'ADMIN') and case-folded (Unicode full case folding, str.casefold:
+    'Straße' is 'STRASSE')."""
+    folded = unicodedata.normalize("NFKC", name.strip()).casefold()
+    return unicodedata.normalize("NFKC", folded)
+
+
 class User(db.Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(ExactString(80), unique=True)
+    # username_key(username), kept by the `username` setter; UNIQUE, so names
+    # are unique ignoring case whatever the writers do. NULL only for the
+    # later of two names an older release let differ in case only (each
+    # still logs in by its exact spelling), and for rows written by the
+    # release before this column during a rolling upgrade.
+    username_key: Mapped[str | None] = mapped_column(ExactString(MAX_USERNAME_KEY),
+                                                     nullable=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     role: Mapped[str] = mapped_column(sa.String(16), default=Role.REVIEWER.value)
     active: Mapped[bool] = mapped_column(default=True)
@@ -74,7 +94,13 @@ class User(db.Model):
     token_version: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
 
-    __table_args__ = (sa.Index("ix_users_free", "role", "active", "available", "idle_since"),)
+    __table_args__ = (sa.Index("ix_users_free", "role", "active", "available", "idle_since"),
+                      sa.Index("uq_users_username_key", "username_key", unique=True))
+
+    @validates("username")
+    def _keep_key(self, _name, value):
+        self.username_key = username_key(value)
+        return value
 
     def public(self) -> dict:
         return {"id": self.id, "username": self.username, "role": self.role}

@@ -16,6 +16,7 @@ from .clock import parse_iso
 from .dispatch import TaskSpec
 from .errors import BadRequest, Invalid, QCError, UnsupportedMediaType
 from .listing import DEFAULT_ORDER, ORDERS, STATUSES, TaskQuery, decode_cursor
+from .models import MAX_USERNAME_KEY, username_key
 
 MAX_NAME = 255
 MAX_EXTERNAL_ID = 191
@@ -149,8 +150,8 @@ def check_username(value: str) -> str:
     """A username as stored: without surrounding blanks, at most 80
     characters, printable only (str.isprintable: no control, format,
     separator other than the space, private-use or unassigned characters).
-    Raises Invalid. Uniqueness ignoring case is checked where names are
-    written (api_users), against `username_key`."""
+    Raises Invalid. Uniqueness ignoring case: models.username_key, a
+    UNIQUE column."""
     value = value.strip()
     if not value:
         raise Invalid("'username' must not be empty", code="empty")
@@ -161,6 +162,9 @@ def check_username(value: str) -> str:
             raise Invalid(f"'username' contains {describe_character(char)} at character "
                           f"{position}: a username is printable characters only",
                           code="invalid_username")
+    if len(username_key(value)) > MAX_USERNAME_KEY:  # NFKC can lengthen a name 18-fold
+        raise Invalid("'username' is too long once normalised for comparison",
+                      code="too_long")
     return value
 
 
@@ -169,15 +173,6 @@ def username_field(data: dict, required: bool = True) -> str | None:
     value = string(data, "username", required=required, max_length=MAX_USERNAME, strip=True,
                    text=ANY_TEXT)
     return None if value is None else check_username(value)
-
-
-def username_key(name: str) -> str:
-    """What two usernames must not share: the name without surrounding
-    blanks, compatibility-normalised (NFKC: a full-width 'ＡＤＭＩＮ' is
-    'ADMIN') and case-folded (Unicode full case folding, str.casefold:
-    'Straße' is 'STRASSE')."""
-    folded = unicodedata.normalize("NFKC", name.strip()).casefold()
-    return unicodedata.normalize("NFKC", folded)
 
 
 def boolean(data: dict, name: str, required: bool = True):

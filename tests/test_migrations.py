@@ -76,6 +76,7 @@ def _fill_like_a_floor(old):
     admin = old.admin_token
     alice, bob, carol = (old.reviewer(n) for n in ("alice", "bob", "carol"))
     old.create_user("sue", role="supervisor")
+    old.create_user("ALICE", password="other-password-2")  # that release allowed case twins
     dave = old.create_user("dave")
     old.request("DELETE", f"/users/{dave['id']}", admin, expect=204)
 
@@ -154,6 +155,19 @@ def test_a_database_of_the_last_release_upgrades_in_place_with_everything_in_it(
     assert carol.task()["id"] == floor["waiting"][0]
     carol.disconnect()
     new.login(*ADMIN)
+
+    # Names are unique ignoring case now: the older twin keeps the key, the later
+    # one its exact spelling only; another spelling is ambiguous, and taken.
+    assert dict(database.query("SELECT username, username_key FROM users WHERE "
+                               "username IN ('alice', 'ALICE')")) == \
+        {"alice": "alice", "ALICE": None}
+    assert new.login("alice")["user"]["id"] == floor["alice"]["id"]
+    assert new.login("ALICE", "other-password-2")["user"]["username"] == "ALICE"
+    assert new.request("POST", "/login", json={"username": "Alice",
+                                               "password": PASSWORD}).status_code == 401
+    taken = new.request("POST", "/users", new.admin_token,
+                        json={"username": "Alice", "password": PASSWORD})
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "username_taken"
 
 
 def test_a_pre_migrations_database_that_does_not_match_is_refused(database, tmp_path):
