@@ -394,13 +394,17 @@ def task_for_reader(session, task_id: int, reader: User) -> dict:
 def offer_work(session, reviewer_id: int, arriving=None) -> Outcome:
     """On connect: the held task (resent), a newly claimed one, or idle.
 
-    `arriving(session)`, if given, records the new socket in the same
-    transaction, so no other claim can slip in between the reviewer coming
-    online and this one (which would push the same task twice)."""
+    `arriving(session, reviewer)`, if given, records the new socket in the
+    same transaction, so no other claim can slip in between the reviewer
+    coming online and this one (which would push the same task twice). It gets
+    the reviewer row locked already: recording the socket first would take a
+    shared lock on that row (the foreign key), and two connects of one
+    reviewer, each holding one and asking for the exclusive lock, would
+    deadlock."""
     def work(session):
-        if arriving is not None:
-            arriving(session)
         reviewer = _lock_reviewer(session, reviewer_id)
+        if arriving is not None:
+            arriving(session, reviewer)
         held = _held_task(session, reviewer_id)
         if held is not None:
             return Outcome(held.to_dict(), [Assigned(reviewer_id, held.to_dict(), resent=True)])
