@@ -51,12 +51,23 @@ class Runtime:
         unit tests do not, so they never count as a server process)."""
         if not self._running:
             self.register()
+            self._join_message_queue()
             self._running = True
             socketio.start_background_task(self._every, self.config.heartbeat_seconds,
                                            self.heartbeat, "heartbeat")
             socketio.start_background_task(self._every, self.config.sweep_seconds,
                                            self.sweep, "sweep")
             broadcaster.start()
+
+    def _join_message_queue(self) -> None:
+        """Listen on the message queue from start-up. python-socketio starts
+        its listener when the first client connects to this process; until
+        then the process would not hear what comes back to it through the
+        queue: the acks of the offers it made to sockets elsewhere."""
+        server = socketio.server
+        if self.config.message_queue and not server.manager_initialized:
+            server.manager_initialized = True  # as python-socketio does on a first connect
+            server.manager.initialize()
 
     def _every(self, seconds: float, job, name: str) -> None:
         """Run `job` every `seconds`, each in its own app context; the lease has
