@@ -82,7 +82,8 @@ def _remember_socket(namespace: str, user, then=None):
         outcome = None
     else:
         outcome = then(db.session, user_id, arriving=arriving)
-    runtime.local_sockets[sid] = (namespace, user_id)
+    # Only once its row is committed (Runtime.reconcile relies on it).
+    runtime.socket_connected(sid, namespace, user_id, token_version)
     return outcome
 
 
@@ -126,7 +127,7 @@ def reviewer_connect(auth=None):
 
 
 def _forget_socket():
-    current_app.extensions["qc_runtime"].local_sockets.pop(request.sid, None)
+    current_app.extensions["qc_runtime"].socket_gone(request.sid)
     limits.socket_events.forget(request.sid)
     try:
         run_write(db.session, presence.remove_connection, request.sid, _config().lease_seconds)

@@ -1,7 +1,7 @@
-"""Several processes when one of them has never had a socket.
+"""Several processes when one of them has never had a socket, and when Redis goes away.
 
-Each test runs its own Redis on a spare port and its own channel; the process
-that acts is started cold: no socket ever connected to it.
+Each test runs its own Redis on a spare port (so it can kill it) and its own
+channel; the process that acts is started cold: no socket ever connected to it.
 """
 import subprocess
 import time
@@ -141,3 +141,31 @@ def test_a_release_on_a_cold_process_reaches_the_socket_and_the_new_offer_stays(
     finally:
         a.disconnect()
         b.disconnect()
+
+
+@pytest.mark.slow
+def test_sign_outs_during_a_redis_outage_cut_the_sockets_on_the_other_process(cluster,
+                                                                              own_redis):
+    holder, cold = cluster(2)
+    alice, dave, rita, carl = (cold.reviewer(n) for n in ("alice", "dave", "rita", "carl"))
+    socks = {u["username"]: Reviewer(holder, u["token"]).connect()
+             for u in (alice, dave, rita, carl)}
+    for sock in socks.values():
+        sock.next("idle")
+    own_redis.kill()
+    try:
+        cold.request("POST", "/logout", alice["token"], expect=200)
+        cold.request("PATCH", f"/users/{dave['id']}", cold.admin_token, expect=200,
+                     json={"active": False})
+        cold.request("PATCH", f"/users/{rita['id']}", cold.admin_token, expect=200,
+                     json={"role": "supervisor"})
+        for name in ("alice", "dave", "rita"):
+            wait_until(lambda: not socks[name].client.connected, timeout=15,
+                       what=f"{name}'s socket cut")
+        # carl was signed out of nothing: his socket stays and still works
+        assert socks["carl"].client.connected
+        assert socks["carl"].call("set-availability", {"available": True})["ok"] is True
+    finally:
+        own_redis.start()
+        for sock in socks.values():
+            sock.disconnect()
