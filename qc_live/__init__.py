@@ -38,15 +38,19 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
                                 x_proto=config.proxy_hops)
     app.extensions["qc_config"] = config
 
+    from . import notify
     from .auth import bootstrap_admin, configure_jwt
     configure_jwt(app, config)
     db.init_app(app)
     jwt.init_app(app)
+    # Several processes: python-socketio's manager for the queue, aware of offers.
+    queue = {"client_manager": notify.queue_manager(config.message_queue,
+                                                    config.message_queue_channel)} \
+        if config.message_queue else {}
     socketio.init_app(
         app,
         async_mode=config.async_mode,
-        message_queue=config.message_queue,
-        channel=config.message_queue_channel,
+        **queue,
         cors_allowed_origins=list(config.cors_origins) or None,
         max_http_buffer_size=1_000_000,
         logger=False,
@@ -71,7 +75,6 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
     from .runtime import Runtime
     app.extensions["qc_runtime"] = Runtime(app, config)
     broadcaster.init_app(app, config)
-    from . import notify
     notify.init_app(app)
     return app
 

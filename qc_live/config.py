@@ -69,6 +69,10 @@ class Config:
     db_ping_after: float = 5.0
     log_level: str = "INFO"
     extra: dict = field(default_factory=dict)
+    # An offer still unacknowledged this long after it was made is sent again,
+    # by the process holding the reviewer's socket, to that socket directly
+    # (so it arrives even if the message queue lost it).
+    offer_redeliver_seconds: float = 3.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -171,4 +175,5 @@ def from_env(environ=None) -> Config:
         db_pool_timeout=_number(env, "QC_DB_POOL_TIMEOUT", 10.0),
         db_ping_after=_number(env, "QC_DB_PING_AFTER", 5.0),
         log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
+        offer_redeliver_seconds=_number(env, "QC_OFFER_REDELIVER_SECONDS", 3.0),
     )

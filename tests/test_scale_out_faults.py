@@ -4,11 +4,13 @@ Each test runs its own Redis on a spare port (so it can kill it) and its own
 channel; the process that acts is started cold: no socket ever connected to it.
 """
 import subprocess
+import threading
 import time
 import uuid
 
 import pytest
 import redis
+import socketio
 
 from live import Reviewer, database_kind, free_port, wait_until
 
@@ -73,6 +75,12 @@ def available(server, user_id) -> bool:
     return next(u for u in users if u["id"] == user_id)["available"]
 
 
+# The holder's process re-sends an unacknowledged offer after this long; the
+# cold-start tests set it far beyond their own length, so that only the ack
+# sent back to the offering (cold) process can be what records it.
+NO_REDELIVERY = {"QC_OFFER_REDELIVER_SECONDS": "120"}
+
+
 def test_every_process_listens_on_the_queue_from_start_up(cluster, own_redis):
     servers = cluster(2)  # and no socket ever connects to either
     channel = servers[0].env["QC_MESSAGE_QUEUE_CHANNEL"]
@@ -82,7 +90,7 @@ def test_every_process_listens_on_the_queue_from_start_up(cluster, own_redis):
 
 
 def test_an_offer_from_a_process_that_never_had_a_socket_is_acknowledged(cluster):
-    holder, cold = cluster(2)
+    holder, cold = cluster(2, **NO_REDELIVERY)
     alice = cold.reviewer("alice")
     sock = Reviewer(holder, alice["token"]).connect()
     try:
@@ -99,7 +107,7 @@ def test_an_offer_from_a_process_that_never_had_a_socket_is_acknowledged(cluster
 
 
 def test_a_rest_completion_on_a_cold_process_after_the_ack_timeout_succeeds(cluster):
-    holder, cold = cluster(2, QC_ACK_TIMEOUT="1.5")
+    holder, cold = cluster(2, QC_ACK_TIMEOUT="1.5", **NO_REDELIVERY)
     alice = cold.reviewer("alice")
     sock = Reviewer(holder, alice["token"]).connect()
     try:
@@ -117,7 +125,7 @@ def test_a_rest_completion_on_a_cold_process_after_the_ack_timeout_succeeds(clus
 
 
 def test_a_release_on_a_cold_process_reaches_the_socket_and_the_new_offer_stays(cluster):
-    holder, cold = cluster(2, QC_ACK_TIMEOUT="1.5")
+    holder, cold = cluster(2, QC_ACK_TIMEOUT="1.5", **NO_REDELIVERY)
     alice, bob = cold.reviewer("alice"), cold.reviewer("bob")
     a = Reviewer(holder, alice["token"]).connect()
     b = Reviewer(holder, bob["token"]).connect()
@@ -141,6 +149,106 @@ def test_a_release_on_a_cold_process_reaches_the_socket_and_the_new_offer_stays(
     finally:
         a.disconnect()
         b.disconnect()
+
+
+def test_an_offer_made_elsewhere_to_a_frozen_tab_is_still_taken_back(cluster):
+    holder, other = cluster(2, QC_ACK_TIMEOUT="1.5", QC_OFFER_REDELIVER_SECONDS="0.5")
+    frozen_user, ready_user = other.reviewer("frozen"), other.reviewer("ready")
+    thaw = threading.Event()
+    seen = []
+    frozen = socketio.Client(reconnection=False)
+
+    @frozen.on("task-assigned", namespace="/reviewer")
+    def hang(data):
+        seen.append(("task-assigned", data["task"]["id"]))
+        thaw.wait(30)
+        return {"ok": True}
+
+    frozen.on("task-revoked", lambda data: seen.append(("task-revoked", data)),
+              namespace="/reviewer")
+    frozen.connect(holder.url, namespaces=["/reviewer"], auth={"token": frozen_user["token"]},
+                   wait_timeout=10)
+    try:
+        time.sleep(0.5)
+        [task] = other.add_tasks({"name": "hot potato"})
+        wait_until(lambda: seen, what="the offer to the frozen tab")
+        ready = Reviewer(holder, ready_user["token"]).connect()
+        assert ready.task(timeout=15)["id"] == task["id"]
+        assert ("task-revoked", {"task_id": task["id"], "reason": "unacknowledged"}) in seen
+        assert available(other, frozen_user["id"]) is False
+        ready.disconnect()
+    finally:
+        thaw.set()
+        frozen.disconnect()
+
+
+class SteadyWorker:
+    """A reviewer completing each task it is offered, once: an offer repeated
+    (the holder's process re-sends one it saw no ack for) is acknowledged and
+    otherwise ignored."""
+
+    def __init__(self, server, user):
+        self.user = user
+        self.completed = []
+        self.refused = []
+        self.offered = set()
+        self.lock = threading.Lock()
+        self.sock = Reviewer(server, user["token"])
+        self.sock.client.on("task-assigned", self._assigned, namespace="/reviewer")
+
+    def _assigned(self, data):
+        task_id = data["task"]["id"]
+        with self.lock:
+            repeated = task_id in self.offered
+            self.offered.add(task_id)
+        if not repeated:
+            threading.Thread(target=self._complete, args=(task_id,), daemon=True).start()
+        return {"ok": True}
+
+    def _complete(self, task_id):
+        reply = self.sock.complete(task_id, "pass")
+        while reply.get("error", {}).get("code") == "rate_limited":  # faster than a person
+            time.sleep(0.2)
+            reply = self.sock.complete(task_id, "pass")
+        if reply.get("ok"):
+            self.completed.append(task_id)
+        else:
+            self.refused.append((task_id, reply))
+
+
+@pytest.mark.slow
+def test_a_redis_outage_pauses_nobody_and_work_keeps_flowing(cluster, own_redis):
+    # A short ack timeout: an offer lost with Redis, if it were held against
+    # the reviewer, would pause them well within the outage.
+    holder, cold = cluster(2, QC_ACK_TIMEOUT="3", QC_OFFER_REDELIVER_SECONDS="1")
+    users = [cold.reviewer(f"r{i}") for i in range(8)]
+    # most reviewers on one process, the tasks made on the other
+    workers = [SteadyWorker(holder if i < 6 else cold, u) for i, u in enumerate(users)]
+    for worker in workers:
+        worker.sock.connect(transports=["websocket"])
+        worker.sock.next("idle")
+    own_redis.kill()
+    ids = []
+    outage_ends = time.monotonic() + 10
+    while time.monotonic() < outage_ends:
+        ids += [t["id"] for t in cold.add_tasks([{"name": f"t{len(ids) + i}"}
+                                                  for i in range(10)])]
+        time.sleep(0.5)
+    own_redis.start()
+    try:
+        wait_until(lambda: sum(len(w.completed) for w in workers) >= len(ids), timeout=60,
+                   interval=0.2, what=f"{len(ids)} completions")
+        done = sorted(t for w in workers for t in w.completed)
+        assert done == sorted(ids)  # each once
+        assert [r for w in workers for r in w.refused] == []
+        assert all(w.completed for w in workers[:6])  # the far side worked too
+        assert cold.database.query(
+            "SELECT COUNT(*) FROM task_events WHERE kind = 'unacknowledged'")[0][0] == 0
+        assert cold.database.query(
+            "SELECT COUNT(*) FROM users WHERE role = 'reviewer' AND NOT available")[0][0] == 0
+    finally:
+        for worker in workers:
+            worker.sock.disconnect()
 
 
 @pytest.mark.slow
