@@ -40,16 +40,20 @@ def create_app(test_config: Config | dict | None = None,
     app.json.sort_keys = False
     app.extensions["qc_config"] = config
 
+    from . import notify
     from .auth import configure_jwt
     configure_jwt(app, config)
     db.init_app(app)
     Migrate(app, db, directory=str(schema.MIGRATIONS))
     jwt.init_app(app)
+    # Several processes: python-socketio's manager for the queue, aware of offers.
+    queue = {"client_manager": notify.queue_manager(config.message_queue,
+                                                    config.message_queue_channel)} \
+        if config.message_queue else {}
     socketio.init_app(
         app,
         async_mode=config.async_mode,
-        message_queue=config.message_queue,
-        channel=config.message_queue_channel,
+        **queue,
         cors_allowed_origins=list(config.cors_origins) or None,
         max_http_buffer_size=1_000_000,
         logger=False,
@@ -80,7 +84,6 @@ def create_app(test_config: Config | dict | None = None,
     from .runtime import Runtime
     app.extensions["qc_runtime"] = Runtime(app, config)
     broadcaster.init_app(app, config)
-    from . import notify
     notify.init_app(app)
     return app
 

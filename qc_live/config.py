@@ -87,6 +87,10 @@ class Config:
     # Upgrade the database schema at start-up (off: `flask db upgrade` by hand,
     # and a server refuses a database that is not at the newest revision).
     auto_migrate: bool = True
+    # An offer still unacknowledged this long after it was made is sent again,
+    # by the process holding the reviewer's socket, to that socket directly
+    # (so it arrives even if the message queue lost it).
+    offer_redeliver_seconds: float = 3.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -212,4 +216,5 @@ def from_env(environ=None) -> Config:
         metrics_token=env.get("QC_METRICS_TOKEN") or None,
         metrics_multiproc_dir=multiproc_dir,
         auto_migrate=_flag(env, "QC_AUTO_MIGRATE", True),
+        offer_redeliver_seconds=_number(env, "QC_OFFER_REDELIVER_SECONDS", 3.0),
     )

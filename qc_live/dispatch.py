@@ -394,13 +394,17 @@ def task_for_reader(session, task_id: int, reader: User) -> dict:
 def offer_work(session, reviewer_id: int, arriving=None) -> Outcome:
     """On connect: the held task (resent), a newly claimed one, or idle.
 
-    `arriving(session)`, if given, records the new socket in the same
-    transaction, so no other claim can slip in between the reviewer coming
-    online and this one (which would push the same task twice)."""
+    `arriving(session, reviewer)`, if given, records the new socket in the
+    same transaction, so no other claim can slip in between the reviewer
+    coming online and this one (which would push the same task twice). It gets
+    the reviewer row locked already: recording the socket first would take a
+    shared lock on that row (the foreign key), and two connects of one
+    reviewer, each holding one and asking for the exclusive lock, would
+    deadlock."""
     def work(session):
-        if arriving is not None:
-            arriving(session)
         reviewer = _lock_reviewer(session, reviewer_id)
+        if arriving is not None:
+            arriving(session, reviewer)
         held = _held_task(session, reviewer_id)
         if held is not None:
             return Outcome(held.to_dict(), [Assigned(reviewer_id, held.to_dict(), resent=True)])
@@ -757,25 +761,33 @@ def acknowledge_many(session, acks) -> int:
     return session.connection().execute(_ACK, rows).rowcount if rows else 0
 
 
-def take_back_unacknowledged(session, timeout_seconds: float, lease_seconds: float) -> Outcome:
-    """Offers nobody acknowledged within the timeout (a frozen tab, a socket not
-    yet known dead) go back to the queue, keeping their place, and on to the
-    next free reviewer. The silent reviewer is paused, like a missed call, and
-    told why. Outcome.value is the list of task ids taken back."""
+def unacknowledged_offers(session) -> list[tuple[int, int, object]]:
+    """(task id, holder id, assigned_at) of every assigned task no socket or
+    REST answer has acknowledged yet. At most one per reviewer."""
+    return [tuple(row) for row in session.execute(
+        sa.select(Task.id, Task.holder_id, Task.assigned_at)
+        .where(Task.status == ASSIGNED, Task.acked_at.is_(None)))]
+
+
+def take_back_unacknowledged(session, offers, lease_seconds: float) -> Outcome:
+    """Offers their reviewer left unanswered (a frozen tab) go back to the
+    queue, keeping their place, and on to the next free reviewer. The silent
+    reviewer is paused, like a missed call, and told why.
+
+    `offers` are (task id, holder id, assigned_at): which offers were left
+    unanswered is for the caller to say, the process that put each on the
+    reviewer's socket (see runtime.Runtime.follow_up_offers). One that is no
+    longer that reviewer's, was acknowledged meanwhile, or was made anew since
+    is left alone. Outcome.value is the list of task ids taken back."""
     def work(session):
-        cutoff = ago(timeout_seconds)
-        silent = session.execute(
-            sa.select(Task.id, Task.holder_id)
-            .where(Task.status == ASSIGNED, Task.acked_at.is_(None),
-                   Task.assigned_at <= cutoff)).all()
         taken, notices = [], []
-        for task_id, holder_id in silent:
+        for task_id, holder_id, assigned_at in offers:
             reviewer = _lock_reviewer(session, holder_id, skip_locked=True)
             if reviewer is None:
-                continue
+                continue  # busy right now; the next sweep decides
             task = _lock_task(session, task_id)
-            if task.status != ASSIGNED or task.holder_id != holder_id \
-                    or task.acked_at is not None or task.assigned_at > cutoff:
+            if task is None or task.status != ASSIGNED or task.holder_id != holder_id \
+                    or task.acked_at is not None or task.assigned_at != assigned_at:
                 continue
             _return_to_queue(session, task, "unacknowledged")
             reviewer.available = False

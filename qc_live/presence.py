@@ -11,6 +11,7 @@ Plain functions over a SQLAlchemy session; the callers own the transaction.
 import sqlalchemy as sa
 
 from .clock import ago, utcnow
+from .errors import RateLimited, Unauthorized
 from .models import Connection, Role, ServerProcess, Task, User
 
 REVIEWER_NAMESPACE = "/reviewer"
@@ -75,6 +76,31 @@ def add_connection(session, sid: str, namespace: str, user: User, process_id: st
         user.offline_since = None
     session.merge(Connection(sid=sid, namespace=namespace, user_id=user.id,
                              process_id=process_id, connected_at=now))
+
+
+def lock_user(session, user_id: int) -> User | None:
+    """The user's row, read afresh and locked FOR UPDATE until the commit."""
+    return session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
+                           .execution_options(populate_existing=True)).first()
+
+
+def admit_socket(session, sid: str, namespace: str, user: User | None, token_version: int,
+                 process_id: str, cap: int, lease_seconds: float, grace_seconds: float) -> None:
+    """Record a new socket of `user`, if it is within the per-user cap.
+
+    `user` is the user's row, locked by the caller (`lock_user`) before
+    anything else in the transaction: simultaneous connects of one user queue
+    on that lock, and each counts the sockets those before it recorded, so
+    exactly `cap` get in however many arrive at once. Past the cap:
+    RateLimited (`too_many_connections`). A user signed out, deactivated or
+    given another role since its token was checked: Unauthorized.
+    """
+    if user is None or not user.active or user.token_version != token_version:
+        raise Unauthorized("the token was revoked or its user is no longer active")
+    if live_socket_count(session, user.id, namespace, lease_seconds) >= cap:
+        raise RateLimited(f"at most {cap} connections per user; close a tab",
+                          code="too_many_connections")
+    add_connection(session, sid, namespace, user, process_id, lease_seconds, grace_seconds)
 
 
 def remove_connection(session, sid: str, lease_seconds: float) -> int | None:

@@ -1,26 +1,40 @@
 """This server process: its identity, its lease, and its periodic sweep.
 
 Every `heartbeat_seconds` the process renews its lease (in a loop of its own,
-so a slow sweep cannot make a live process look dead). Every `sweep_seconds`
-it forgets dead processes and their sockets, expires overdue tasks, takes
-back unacknowledged offers, returns tasks whose holders' grace ran out, and
-dispatches anything pending. The sweep is safe to run in many processes at
-once: each step is a transaction with row locks.
+so a slow sweep cannot make a live process look dead) and reconciles its
+sockets with their rows. Every `sweep_seconds` it forgets dead processes and
+their sockets, expires overdue tasks, follows up the offers made to its own
+sockets (re-sends those not acknowledged, takes back those left unanswered),
+returns tasks whose holders' grace ran out, and dispatches anything pending.
+The sweep is safe to run in many processes at once: each step is a
+transaction with row locks.
 """
 import logging
 import os
 import socket
 import time
 import uuid
+from typing import NamedTuple
 
-from . import clock, dispatch, presence
+import sqlalchemy as sa
+
+from . import clock, dispatch, notify, presence
+from .board import NAMESPACE as BOARD_NAMESPACE
 from .board import broadcaster
+from .clock import ago, iso
 from .database import database_utc, is_unavailable, run_write
 from .extensions import db, socketio
-from .models import Connection, User
+from .models import Connection, Role, Task, User
 from .notify import push
+from .presence import REVIEWER_NAMESPACE
 
 log = logging.getLogger(__name__)
+
+
+class LocalSocket(NamedTuple):
+    namespace: str
+    user_id: int
+    token_version: int  # the user's when it connected: a newer one means signed out
 
 
 class Runtime:
@@ -28,11 +42,20 @@ class Runtime:
         self.app = app
         self.config = config
         self.process_id = uuid.uuid4().hex
-        # sid -> (namespace, user id) of the sockets connected to this process:
-        # what to write back if our lease was lost (see sweep).
-        self.local_sockets = {}
+        # sid -> LocalSocket, for the sockets connected to this process: what
+        # to write back if our lease was lost, what to reconcile the rows with,
+        # and where offers must reach (see heartbeat, follow_up_offers).
+        self.local_sockets: dict[str, LocalSocket] = {}
         self._renewed_at = time.monotonic()  # when our lease was last renewed
         self._running = False
+
+    def socket_connected(self, sid: str, namespace: str, user_id: int,
+                         token_version: int) -> None:
+        """Called once the socket's row is committed, never before."""
+        self.local_sockets[sid] = LocalSocket(namespace, user_id, token_version)
+
+    def socket_gone(self, sid: str) -> None:
+        self.local_sockets.pop(sid, None)
 
     def register(self) -> None:
         with self.app.app_context():
@@ -51,12 +74,23 @@ class Runtime:
         unit tests do not, so they never count as a server process)."""
         if not self._running:
             self.register()
+            self._join_message_queue()
             self._running = True
             socketio.start_background_task(self._every, self.config.heartbeat_seconds,
                                            self.heartbeat, "heartbeat")
             socketio.start_background_task(self._every, self.config.sweep_seconds,
                                            self.sweep, "sweep")
             broadcaster.start()
+
+    def _join_message_queue(self) -> None:
+        """Listen on the message queue from start-up. python-socketio starts
+        its listener when the first client connects to this process; until
+        then the process would not hear what comes back to it through the
+        queue: the acks of the offers it made to sockets elsewhere."""
+        server = socketio.server
+        if self.config.message_queue and not server.manager_initialized:
+            server.manager_initialized = True  # as python-socketio does on a first connect
+            server.manager.initialize()
 
     def _every(self, seconds: float, job, name: str) -> None:
         """Run `job` every `seconds`, each in its own app context; the lease has
@@ -82,7 +116,8 @@ class Runtime:
 
     def heartbeat(self) -> None:
         """Renew the lease. If another process already took us for dead and
-        forgot our sockets, register again with every socket we still hold."""
+        forgot our sockets, register again with every socket we still hold.
+        Then reconcile the sockets with their rows."""
         session = db.session
         self.sync_clock()
         renewed = run_write(session, presence.renew_lease, self.process_id)
@@ -107,38 +142,145 @@ class Runtime:
         if expired.value:
             log.info("expired task(s) past their deadline: %s", expired.value)
             push(expired)
-        silent = dispatch.take_back_unacknowledged(session, cfg.ack_timeout_seconds,
-                                                   cfg.lease_seconds)
-        if silent.value:
-            log.info("took back unacknowledged task(s) %s", silent.value)
-            push(silent)
+        self.follow_up_offers()
         outcome = dispatch.requeue_abandoned(session, cfg.grace_seconds, cfg.lease_seconds)
         if outcome.value:
             log.info("requeued abandoned task(s) %s", outcome.value)
         push(outcome)
 
+    def follow_up_offers(self) -> None:
+        """Every offer reaches this process's sockets; those left unanswered
+        here are taken back.
+
+        The process holding a reviewer's socket answers for the offer reaching
+        it. An offer made on another process comes through the message queue,
+        which can lose it (Redis down); a copy that does arrive is recorded as
+        delivered here, and its ack recorded here (notify.OfferAwareQueue). So
+        an offer still unacknowledged QC_OFFER_REDELIVER_SECONDS after it was
+        made is sent again, directly, to each of the holder's sockets here
+        that no copy of it reached.
+
+        The ack timeout counts from this process's own delivery
+        (notify.deliveries): QC_ACK_TIMEOUT after it, still unanswered (a
+        frozen tab), the offer is taken back and the reviewer paused. A holder
+        with no socket here is not this process's to judge; with no socket
+        anywhere, it is under the grace period (dispatch.requeue_abandoned),
+        never paused for an offer nobody could receive.
+        """
+        cfg, session = self.config, db.session
+        read_at = time.monotonic()
+        waiting = dispatch.unacknowledged_offers(session)
+        session.rollback()
+        here = {}
+        for sid, sock in list(self.local_sockets.items()):
+            if sock.namespace == REVIEWER_NAMESPACE:
+                here.setdefault(sock.user_id, []).append(sid)
+        now, resend_made_before = time.monotonic(), ago(cfg.offer_redeliver_seconds)
+        current, resend, overdue = set(), {}, []
+        for task_id, holder_id, assigned_at in waiting:
+            offer = notify.Offer(task_id, holder_id, iso(assigned_at))
+            current.add(offer)
+            sids = here.get(holder_id)
+            if not sids:
+                continue
+            record = notify.deliveries.get(offer)
+            if record is not None and record.acked:
+                # A socket here acked it, but the write has not landed (or failed).
+                notify.acks.add(task_id, holder_id)
+            elif record is not None and now - record.first >= cfg.ack_timeout_seconds:
+                overdue.append((task_id, holder_id, assigned_at))
+            elif assigned_at <= resend_made_before:
+                missing = [sid for sid in sids if record is None or sid not in record.sids]
+                if missing:
+                    resend[offer] = missing
+        notify.deliveries.keep_only(current, read_at)
+        if resend:
+            log.info("re-sending %d offer(s) no copy of which reached this process's "
+                     "sockets in %ss", len(resend), cfg.offer_redeliver_seconds)
+            self._redeliver(resend)
+        if overdue:
+            silent = dispatch.take_back_unacknowledged(session, overdue, cfg.lease_seconds)
+            if silent.value:
+                log.info("took back unacknowledged task(s) %s", silent.value)
+                push(silent)
+
+    def _redeliver(self, resend: dict) -> None:
+        session = db.session
+        tasks = {task.id: task.to_dict() for task in session.scalars(
+            sa.select(Task).where(Task.id.in_([offer.task_id for offer in resend])))}
+        session.rollback()  # nothing may stay open across emits
+        for offer, sids in resend.items():
+            task = tasks.get(offer.task_id)
+            # Still this very offer, still unanswered? (read after the first look)
+            if task is not None and task["status"] == dispatch.ASSIGNED \
+                    and task["assignee_id"] == offer.reviewer_id \
+                    and task["assigned_at"] == offer.assigned_at:
+                notify.redeliver(task, offer.reviewer_id, sids)
+
     def _register_again(self, session) -> None:
         presence.register_process(session, self.process_id, socket.gethostname(), os.getpid())
         session.flush()
-        for sid, (namespace, user_id) in list(self.local_sockets.items()):
-            user = session.get(User, user_id)
+        for sid, sock in list(self.local_sockets.items()):
+            user = session.get(User, sock.user_id)
             if user is not None:
-                presence.add_connection(session, sid, namespace, user, self.process_id,
+                presence.add_connection(session, sid, sock.namespace, user, self.process_id,
                                         self.config.lease_seconds, self.config.grace_seconds)
 
     def reconcile(self) -> None:
-        """Drop rows of this process's sockets that are no longer connected
-        (a disconnect that could not be written, e.g. while the database was down)."""
+        """Make this process's connection rows and its live sockets agree, both ways.
+
+        A row whose socket is gone (a disconnect that could not be written,
+        e.g. while the database was down) is deleted. A live socket whose row
+        is gone (its user signed out, deactivated or given another role on
+        another process, whose disconnect the message queue lost), or whose
+        user may no longer hold it (inactive, another role, a newer token
+        version), is disconnected. Run right after the lease was renewed (or
+        the rows written back, see heartbeat), so a missing row is not ours
+        being reaped."""
         manager = socketio.server.manager
         session = db.session
-        rows = session.execute(db.select(Connection.sid, Connection.namespace)
+        # Copied before the read: a socket is listed only once its row is
+        # committed, so one connecting right now is not taken for one whose
+        # row was deleted.
+        mine = dict(self.local_sockets)
+        rows = session.execute(sa.select(Connection.sid, Connection.namespace)
                                .where(Connection.process_id == self.process_id)).all()
+        users = {}
+        user_ids = sorted({sock.user_id for sock in mine.values()})
+        for start in range(0, len(user_ids), 500):
+            users.update((row.id, row) for row in session.execute(
+                sa.select(User.id, User.role, User.active, User.token_version)
+                .where(User.id.in_(user_ids[start:start + 500]))))
         session.rollback()
         for sid, namespace in rows:
             if not (manager.is_connected(sid, namespace)
                     or manager.is_pre_connected(sid, namespace)):
                 self.local_sockets.pop(sid, None)
                 run_write(session, presence.remove_connection, sid, self.config.lease_seconds)
+        if time.monotonic() - self._renewed_at > self.config.lease_seconds / 2:
+            return  # our own rows may have been reaped: heartbeat writes them back first
+        recorded = {sid for sid, _ in rows}
+        for sid, sock in mine.items():
+            if sid in recorded and _may_keep(sock, users.get(sock.user_id)):
+                continue
+            if not manager.is_connected(sid, sock.namespace):
+                if not manager.is_pre_connected(sid, sock.namespace):
+                    self.local_sockets.pop(sid, None)  # gone meanwhile
+                continue  # still connecting: the next round sees it connected
+            log.info("disconnecting socket %s of user %s: %s", sid, sock.user_id,
+                     "its row is gone" if sid not in recorded else "its user signed out")
+            # Its disconnect handler forgets it (sockets._forget_socket).
+            socketio.server.disconnect(sid, namespace=sock.namespace, ignore_queue=True)
 
     def stop(self) -> None:
         self._running = False
+
+
+def _may_keep(sock: LocalSocket, user) -> bool:
+    """The user may still hold this socket: the same session, active, and of a
+    role its namespace admits."""
+    if user is None or not user.active or user.token_version != sock.token_version:
+        return False
+    if sock.namespace == BOARD_NAMESPACE:
+        return Role(user.role).rank >= Role.SUPERVISOR.rank
+    return user.role == Role.REVIEWER.value

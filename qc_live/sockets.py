@@ -15,7 +15,7 @@ from .auth import user_from_token
 from .database import is_unavailable, run_write
 from .errors import Forbidden, QCError, RateLimited, Unauthorized, Unavailable, as_ack
 from .extensions import db, socketio
-from .models import Role, User
+from .models import Role
 from .notify import push_later, reviewer_room
 from .validation import boolean, completion, json_object
 
@@ -67,25 +67,25 @@ def authenticate(auth, role: Role, exact: bool):
 
 
 def _remember_socket(namespace: str, user, then=None):
-    """Record this socket (within the per-user cap); with `then`, run
-    dispatch.offer_work in the same transaction and return its outcome."""
+    """Record this socket (within the per-user cap, see presence.admit_socket);
+    with `then`, run dispatch.offer_work in the same transaction and return
+    its outcome."""
     cfg = _config()
     runtime = current_app.extensions["qc_runtime"]
-    if presence.live_socket_count(db.session, user.id, namespace, cfg.lease_seconds) \
-            >= cfg.max_sockets_per_user:
-        raise RateLimited(f"at most {cfg.max_sockets_per_user} connections per user; "
-                          "close a tab", code="too_many_connections")
-    sid, user_id = request.sid, user.id
+    sid, user_id, token_version = request.sid, user.id, user.token_version
 
-    def arriving(session):
-        presence.add_connection(session, sid, namespace, session.get(User, user_id),
-                                runtime.process_id, cfg.lease_seconds, cfg.grace_seconds)
+    def arriving(session, locked_user=None):
+        user = locked_user or presence.lock_user(session, user_id)
+        presence.admit_socket(session, sid, namespace, user, token_version,
+                              runtime.process_id, cfg.max_sockets_per_user,
+                              cfg.lease_seconds, cfg.grace_seconds)
     if then is None:
         run_write(db.session, arriving)
         outcome = None
     else:
         outcome = then(db.session, user_id, arriving=arriving)
-    runtime.local_sockets[sid] = (namespace, user_id)
+    # Only once its row is committed (Runtime.reconcile relies on it).
+    runtime.socket_connected(sid, namespace, user_id, token_version)
     return outcome
 
 
@@ -129,7 +129,7 @@ def reviewer_connect(auth=None):
 
 
 def _forget_socket():
-    current_app.extensions["qc_runtime"].local_sockets.pop(request.sid, None)
+    current_app.extensions["qc_runtime"].socket_gone(request.sid)
     limits.socket_events.forget(request.sid)
     try:
         run_write(db.session, presence.remove_connection, request.sid, _config().lease_seconds)

@@ -160,10 +160,8 @@ def machine_for(app):
 
         @rule()
         def offers_time_out(self):
-            db.session.execute(sa.update(Task).where(Task.status == "assigned")
-                               .values(assigned_at=utcnow() - timedelta(seconds=60)))
-            db.session.commit()
-            dispatch.take_back_unacknowledged(db.session, 30, LEASE)
+            dispatch.take_back_unacknowledged(
+                db.session, dispatch.unacknowledged_offers(db.session), LEASE)
 
         @rule(who=st.integers(0, REVIEWERS - 1))
         def signs_out(self, who):

@@ -75,3 +75,36 @@ def test_a_task_handed_out_over_rest_counts_as_acknowledged(start_server):
     assert server.task(nxt["id"])["assignee_id"] == alice["id"]
     mine = server.request("GET", "/me/task", alice["token"], expect=200).json()["task"]
     assert mine["id"] == nxt["id"]
+
+
+def test_a_reviewer_whose_tab_closed_before_the_ack_is_not_paused(start_server):
+    # The offer reached no socket that could answer it: the grace period
+    # decides (the same task back on reconnect, or requeued after it), not the
+    # ack timeout, and nobody is paused for it.
+    server = start_server(QC_ACK_TIMEOUT="1", QC_GRACE_SECONDS="4")
+    alice, bob = server.reviewer("alice"), server.reviewer("bob")
+    offered, closed = threading.Event(), threading.Event()
+    gone = socketio.Client(reconnection=False)
+
+    @gone.on("task-assigned", namespace="/reviewer")
+    def closing(data):
+        offered.set()
+        closed.wait(10)  # the tab is closed before it gets to answer
+        return {"ok": True}
+
+    gone.connect(server.url, namespaces=["/reviewer"], auth={"token": alice["token"]},
+                 wait_timeout=10)
+    [task] = server.add_tasks({"name": "sent as the tab closed"})
+    assert offered.wait(10)
+    gone.disconnect()
+    closed.set()
+    time.sleep(2.5)  # well past the ack timeout, within the grace
+    assert server.task(task["id"])["assignee_id"] == alice["id"]
+    back = Reviewer(server, alice["token"]).connect()
+    assert back.task()["id"] == task["id"]  # the same task on reconnect
+    back.disconnect()
+    later = Reviewer(server, bob["token"]).connect()
+    assert later.task(timeout=15)["id"] == task["id"]  # requeued once the grace ran out
+    users = server.request("GET", "/users", server.admin_token, expect=200).json()["users"]
+    assert all(u["available"] for u in users if u["role"] == "reviewer")
+    later.disconnect()

@@ -25,9 +25,12 @@ def cluster(start_server):
 
 
 def test_work_created_on_one_process_reaches_a_reviewer_on_another_and_every_board(cluster):
+    # A stays cold (no socket ever connected to it) until its offer is acked:
+    # a board socket opened on it first would hide a process not yet
+    # listening on the queue (test_scale_out_faults.py tests that alone).
     a, b = cluster(2)
     alice = b.reviewer("alice")
-    board = Board(a, a.admin_token)
+    board = None
     try:
         sock = Reviewer(b, alice["token"]).connect()
         sock.next("idle")
@@ -38,6 +41,8 @@ def test_work_created_on_one_process_reaches_a_reviewer_on_another_and_every_boa
         wait_until(lambda: a.database.query("SELECT acked_at FROM tasks WHERE id = %s",
                                             task["id"])[0][0] is not None,
                    what="ack recorded")
+        board = Board(a, a.admin_token)
+        board.until(lambda s: True)
         assert sock.complete(task["id"])["ok"] is True
         snap = board.until(lambda s: s["stats"]["completed_last_hour"] == 1)
         assert reviewer_row(snap, alice["id"])["completed_count"] == 1
@@ -45,7 +50,8 @@ def test_work_created_on_one_process_reaches_a_reviewer_on_another_and_every_boa
         a.request("POST", "/logout", alice["token"], expect=200)
         wait_until(lambda: not sock.client.connected, what="disconnect across processes")
     finally:
-        board.close()
+        if board is not None:
+            board.close()
 
 
 def test_50_reviewers_over_two_processes_2000_tasks_each_completed_once(cluster):
