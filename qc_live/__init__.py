@@ -4,9 +4,16 @@ import logging
 from flask import Flask
 from flask_migrate import Migrate
 
-from . import access_log, database, errors, metrics, schema
+from . import access_log, database, delivery, errors, group_commit, metrics, schema
+from .board import Broadcaster
+from .clock import Clock
 from .config import Config, from_env
+from .dispatch import Dispatcher
 from .extensions import db, jwt, socketio
+from .limits import Limits
+from .notify import Notifier
+from .runtime import Runtime
+from .sweep import Sweep
 
 __all__ = ["create_app", "prepare_database", "socketio"]
 
@@ -39,27 +46,26 @@ def create_app(test_config: Config | dict | None = None,
     )
     app.json.sort_keys = False
     app.extensions["qc_config"] = config
+    app.extensions["qc_clock"] = Clock()
+    app.extensions["qc_limits"] = Limits()
 
-    from . import notify
     from .auth import configure_jwt
     configure_jwt(app, config)
     db.init_app(app)
     Migrate(app, db, directory=str(schema.MIGRATIONS))
     jwt.init_app(app)
     # Several processes: python-socketio's manager for the queue, aware of offers.
-    queue = {"client_manager": notify.queue_manager(config.message_queue,
-                                                    config.message_queue_channel)} \
-        if config.message_queue else {}
+    manager = delivery.queue_manager(config.message_queue, config.message_queue_channel) \
+        if config.message_queue else None
     socketio.init_app(
         app,
         async_mode=config.async_mode,
-        **queue,
+        **({"client_manager": manager} if manager else {}),
         cors_allowed_origins=list(config.cors_origins) or None,
         max_http_buffer_size=1_000_000,
         logger=False,
         engineio_logger=False,
     )
-    database.backoff_sleep = socketio.sleep
     # Around Socket.IO's middleware: its requests too get the client's address
     # and a request id, and are logged.
     if config.proxy_hops:
@@ -79,12 +85,19 @@ def create_app(test_config: Config | dict | None = None,
 
     with app.app_context():
         database.configure_engine(db.engine, config)
+        group_commit.enable(db.engine)
 
-    from .board import broadcaster
-    from .runtime import Runtime
-    app.extensions["qc_runtime"] = Runtime(app, config)
-    broadcaster.init_app(app, config)
-    notify.init_app(app)
+    # This app's state (state.py): the dispatch rules bound to the settings,
+    # the outbound side, the live board, this process and its sweep.
+    board = Broadcaster(app, config)
+    dispatcher = Dispatcher(config)
+    notifier = Notifier(app, config, board)
+    runtime = Runtime(app, config, app.extensions["qc_clock"], board)
+    runtime.sweeper = Sweep(config, dispatcher, notifier, runtime)
+    if manager is not None:
+        manager.offers = notifier.offers
+    app.extensions.update(qc_board=board, qc_dispatcher=dispatcher, qc_notifier=notifier,
+                          qc_runtime=runtime)
     return app
 
 
@@ -93,7 +106,7 @@ def prepare_database(app: Flask) -> None:
     to the newest schema under the migration lock (unless `auto_migrate` is
     off), refused when not at it (`schema.SchemaError`), and with its first
     admin. `run.py` calls this before it serves, the CLI before it writes."""
-    from .auth import bootstrap_admin
+    from .accounts import bootstrap_admin
     config = app.extensions["qc_config"]
     with app.app_context():
         if config.auto_migrate:

@@ -1,6 +1,7 @@
 """GET /board: the same snapshot the /board namespace pushes."""
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
+from . import state
 from .auth import role_required
 from .board import snapshot
 from .extensions import db
@@ -12,4 +13,4 @@ bp = Blueprint("board", __name__)
 @bp.get("/board")
 @role_required(Role.SUPERVISOR)
 def get_board():
-    return jsonify(snapshot(db.session, current_app.extensions["qc_config"]))
+    return jsonify(snapshot(db.session, state.config()))

@@ -1,7 +1,8 @@
 """GET /healthz: 200 when the database answers, 503 when it does not."""
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
+from . import state
 from .extensions import db
 
 bp = Blueprint("health", __name__)
@@ -9,7 +10,7 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    runtime = current_app.extensions["qc_runtime"]
+    runtime = state.runtime()
     try:
         db.session.execute(sa.text("SELECT 1"))
         db.session.rollback()

@@ -1,43 +1,28 @@
 """The reviewer's REST fallback (and the original portal's endpoints).
 
-Everything a socket does, over plain HTTP. A reviewer with no socket who calls
-these is "seen" now: its grace period restarts (see presence.seen_over_rest),
-so a REST-only client keeps its task by calling at least every
-QC_GRACE_SECONDS (GET /me/task is enough).
+Everything a socket does, over plain HTTP, each call one transaction. A
+reviewer with no socket who calls these is "seen" now: its grace period
+restarts (presence.seen_over_rest), so a REST-only client keeps its task by
+calling at least every QC_GRACE_SECONDS (GET /me/task is enough). A task in
+an answer has reached the reviewer: that is its acknowledgement.
 """
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from flask_jwt_extended import current_user
 
-from . import dispatch, metrics, presence
+from . import metrics, presence, state
 from .auth import role_required
-from .database import run_write
 from .errors import Forbidden
 from .extensions import db
 from .models import Role
-from .notify import push
 from .validation import MAX_ID, boolean, completion, integer, json_body, json_object
 
 bp = Blueprint("reviewer_api", __name__)
 
 
-def _seen():
-    cfg = current_app.extensions["qc_config"]
-    run_write(db.session, presence.seen_over_rest, current_user.id, cfg.lease_seconds)
-
-
-def _delivered(task: dict | None) -> None:
-    """A task in an HTTP answer has reached the reviewer: that is its ack."""
-    if task is not None:
-        run_write(db.session, dispatch.acknowledge, current_user.id, task["id"])
-
-
 @bp.get("/me/task")
 @role_required(Role.REVIEWER, exact=True)
 def my_task():
-    _seen()
-    task = dispatch.current_task(db.session, current_user.id)
-    _delivered(task)
-    return jsonify({"task": task})
+    return jsonify({"task": state.dispatcher().my_task(db.session, current_user.id)})
 
 
 @bp.post("/complete_task")
@@ -47,12 +32,11 @@ def complete_task():
     task_id, outcome, note, user_id = completion(json_body())
     if user_id is not None and user_id != current_user.id:
         raise Forbidden("reviewers complete their own tasks only", code="not_your_task")
-    _seen()
-    result = dispatch.complete(db.session, current_user.id, task_id, outcome, note)
+    result = state.dispatcher().complete(db.session, current_user.id, task_id, outcome, note,
+                                         over_rest=True)
     metrics.completed("rest", outcome, result, started)
-    push(result)
+    state.notifier().push(result)
     nxt = result.value["next_task"]
-    _delivered(nxt)
     message = (f"task {task_id} completed; next task {nxt['id']} assigned" if nxt
                else f"task {task_id} completed; no task is pending")
     return jsonify({"message": message, **result.value})
@@ -61,26 +45,25 @@ def complete_task():
 @bp.put("/availability")
 @role_required(Role.REVIEWER)
 def availability():
-    cfg = current_app.extensions["qc_config"]
     data = json_object(json_body(), {"availability", "user_id"})
     available = boolean(data, "availability")
     target = integer(data, "user_id", required=False, low=1, high=MAX_ID)
     me = current_user.id
+    dispatcher = state.dispatcher()
     if target is None or target == me:
         if current_user.role != Role.REVIEWER.value:
             raise Forbidden("give the user_id of the reviewer to pause or resume",
                             code="not_a_reviewer")
-        target, claim = me, True
-        _seen()
+        outcome = dispatcher.set_availability(db.session, me, available, claim=True,
+                                              over_rest=True)
+        target = me
     else:
         if Role(current_user.role).rank < Role.SUPERVISOR.rank:
             raise Forbidden("reviewers set their own availability only")
-        claim = presence.is_online(db.session, target, cfg.lease_seconds)
-    outcome = dispatch.set_availability(db.session, target, available, me, claim=claim)
-    push(outcome)
-    if target == me:
-        _delivered(outcome.value["task"])
-    state = "available" if available else "paused"
-    return jsonify({"message": f"reviewer {target} is {state}",
+        online = presence.is_online(db.session, target, dispatcher.lease_seconds)
+        outcome = dispatcher.set_availability(db.session, target, available, claim=online)
+    state.notifier().push(outcome)
+    word = "available" if available else "paused"
+    return jsonify({"message": f"reviewer {target} is {word}",
                     "availability": int(available), "user_id": target,
                     "task": outcome.value["task"]})

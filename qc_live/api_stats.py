@@ -1,7 +1,8 @@
 """Throughput figures over REST: GET /stats (the floor) and GET /users/<id>/stats."""
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from flask_jwt_extended import current_user
 
+from . import state
 from .auth import role_required
 from .board import snapshot
 from .errors import Forbidden, Invalid, NotFound
@@ -20,7 +21,7 @@ def floor_stats():
     reviewer list: {"queue": {pending, assigned, by_priority,
     oldest_pending_age_s, completed_last_hour, median_handle_s},
     "reviewers": [...], "at"}."""
-    board = snapshot(db.session, current_app.extensions["qc_config"])
+    board = snapshot(db.session, state.config())
     stats = board["stats"]
     return jsonify({
         "queue": {**board["queue"], "completed_last_hour": stats["completed_last_hour"],

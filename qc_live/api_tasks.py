@@ -1,10 +1,10 @@
 """REST for tasks: intake (JSON and CSV), listing, lookup, history, and the
 supervisor's hands on the queue (edit, cancel, release, assign)."""
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from flask_jwt_extended import current_user
 from sqlalchemy.exc import IntegrityError
 
-from . import dispatch, importer
+from . import importer, state
 from .auth import role_required
 from .database import yield_to_loop
 from .errors import BadRequest, Conflict, NotFound, UnsupportedMediaType
@@ -12,15 +12,10 @@ from .extensions import db
 from .history import task_events
 from .listing import list_tasks
 from .models import Role
-from .notify import push
 from .validation import (MAX_ID, integer, json_body, json_object, query_flag, query_params,
                          task_changes, task_query, task_specs)
 
 bp = Blueprint("tasks", __name__)
-
-
-def config():
-    return current_app.extensions["qc_config"]
 
 
 def _existing_id(task_id: int) -> int:
@@ -33,13 +28,13 @@ def _existing_id(task_id: int) -> int:
 @bp.post("/tasks")
 @role_required(Role.SUPERVISOR)
 def create_tasks():
-    cfg = config()
+    cfg = state.config()
     specs = task_specs(json_body(), cfg.max_payload_bytes, cfg.max_tasks_per_request,
                        pause=yield_to_loop)
     if len(specs) > importer.BATCH_SIZE:
         return _create_in_batches(specs, cfg)
     try:
-        outcome = dispatch.create_tasks(db.session, specs, current_user.id, cfg.lease_seconds)
+        outcome = state.dispatcher().create_tasks(db.session, specs, current_user.id)
     except IntegrityError:
         # create_tasks already retried once to find a concurrent twin; a second
         # clash means the database calls two external_ids equal that we do not
@@ -48,7 +43,7 @@ def create_tasks():
         raise Conflict("an external_id clashes with an existing task's external_id "
                        "(the database compares them case- or accent-insensitively)",
                        code="external_id_conflict") from None
-    push(outcome)
+    state.notifier().push(outcome)
     return jsonify({"tasks": outcome.value}), 201
 
 
@@ -64,7 +59,7 @@ def _create_in_batches(specs, cfg):
         tasks.extend(outcome.value)
         _after_batch(outcome)
     importer.create_in_batches(db.session, list(enumerate(specs)), current_user.id,
-                               cfg.lease_seconds, after_batch, counted_by="index")
+                               after_batch, counted_by="index")
     return jsonify({"tasks": tasks}), 201
 
 
@@ -94,7 +89,7 @@ def _upload() -> bytes:
 
 
 def _after_batch(outcome) -> None:
-    push(outcome)
+    state.notifier().push(outcome)
     yield_to_loop()
 
 
@@ -102,7 +97,7 @@ def _after_batch(outcome) -> None:
 @role_required(Role.SUPERVISOR)
 def import_tasks():
     """Import a CSV of tasks (see importer.py for the file and the policy)."""
-    cfg = config()
+    cfg = state.config()
     request.max_content_length = cfg.max_import_bytes
     skip_invalid = query_flag(query_params(request.args, {"skip_invalid"}), "skip_invalid")
     parsed = importer.parse(importer.decode(_upload()), cfg.max_payload_bytes,
@@ -110,7 +105,7 @@ def import_tasks():
     if parsed.problems and not skip_invalid:
         raise parsed.refusal()
     done = importer.create_in_batches(db.session, parsed.specs, current_user.id,
-                                      cfg.lease_seconds, _after_batch)
+                                      _after_batch)
     body = {"created": done.created, "existing": done.existing, "invalid": parsed.report(),
             "invalid_rows": parsed.invalid_rows, "total_rows": parsed.total_rows,
             "batches": done.batches}
@@ -122,7 +117,8 @@ def import_tasks():
 @bp.get("/tasks/<int:task_id>")
 @role_required(Role.REVIEWER)
 def get_task(task_id: int):
-    return jsonify(dispatch.task_for_reader(db.session, _existing_id(task_id), current_user))
+    return jsonify(state.dispatcher().task_for_reader(db.session, _existing_id(task_id),
+                                                      current_user))
 
 
 @bp.patch("/tasks/<int:task_id>")
@@ -130,10 +126,10 @@ def get_task(task_id: int):
 def patch_task(task_id: int):
     """Edit name/payload/priority/deadline, or cancel. The holder sees the
     new version at once (task-assigned again), or task-revoked on cancel."""
-    changes = task_changes(json_body(), config().max_payload_bytes)
-    outcome = dispatch.update_task(db.session, _existing_id(task_id), changes, current_user.id,
-                                   config().lease_seconds)
-    push(outcome)
+    changes = task_changes(json_body(), state.config().max_payload_bytes)
+    outcome = state.dispatcher().update_task(db.session, _existing_id(task_id), changes,
+                                             current_user.id)
+    state.notifier().push(outcome)
     return jsonify(outcome.value)
 
 
@@ -141,16 +137,15 @@ def patch_task(task_id: int):
 @role_required(Role.REVIEWER)
 def task_history(task_id: int):
     """Supervisors: any task. Reviewers: a task they hold or held."""
-    task = dispatch.task_for_reader(db.session, _existing_id(task_id), current_user)
+    task = state.dispatcher().task_for_reader(db.session, _existing_id(task_id), current_user)
     return jsonify({"task_id": task["id"], "events": task_events(db.session, task["id"])})
 
 
 @bp.post("/tasks/<int:task_id>/release")
 @role_required(Role.SUPERVISOR)
 def release_task(task_id: int):
-    outcome = dispatch.release(db.session, _existing_id(task_id), current_user.id,
-                               config().lease_seconds)
-    push(outcome)
+    outcome = state.dispatcher().release(db.session, _existing_id(task_id), current_user.id)
+    state.notifier().push(outcome)
     return jsonify(outcome.value)
 
 
@@ -159,8 +154,8 @@ def release_task(task_id: int):
 def assign_task():
     data = json_object(json_body(), {"task_id"})
     task_id = integer(data, "task_id", low=1, high=MAX_ID)
-    outcome = dispatch.assign_task(db.session, task_id, current_user.id, config().lease_seconds)
-    push(outcome)
+    outcome = state.dispatcher().assign_task(db.session, task_id, current_user.id)
+    state.notifier().push(outcome)
     task = outcome.value
     if task["assignee_id"] is None:
         message = f"task {task_id} stays pending: no reviewer is free right now"

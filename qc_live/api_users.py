@@ -1,85 +1,20 @@
 """REST for accounts: supervisors manage reviewers, admins manage anyone;
 every user changes its own password."""
-import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from flask_jwt_extended import current_user
-from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash
 
-from . import limits, notify
-from .auth import hash_password, issue_tokens, revoke_sessions, role_required
-from .database import run_write
+from . import state
+from .accounts import (MIN_PASSWORD, _check_password, change_password, create_user,
+                       may_manage, update_account, user_rows)
+from .auth import issue_tokens, revoke_sessions, role_required
 from .errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
 from .extensions import db
-from .models import Role, Task, TaskStatus, User
-from .presence import logged_in, sockets_of
-from .validation import (ANY_TEXT, MAX_ID, boolean, check_username, json_body, json_object,
-                         no_nulls, string, username_field, username_key)
+from .models import Role, User
+from .validation import (ANY_TEXT, MAX_ID, boolean, json_body, json_object, no_nulls, string,
+                         username_field)
 
 bp = Blueprint("users", __name__)
-
-MIN_PASSWORD = 8
-
-
-def may_manage(actor: User, role: Role) -> bool:
-    """Admins manage everyone; supervisors manage reviewers."""
-    actor_role = Role(actor.role)
-    return actor_role == Role.ADMIN or (actor_role == Role.SUPERVISOR and role == Role.REVIEWER)
-
-
-def _refuse_taken(session, username: str, besides: int | None = None) -> None:
-    """Conflict if another account has this name, ignoring case. (The UNIQUE
-    username_key refuses it anyway; this says which spelling has it.)"""
-    taken = session.scalar(sa.select(User.username).where(
-        sa.or_(User.username_key == username_key(username), User.username == username),
-        User.id != (besides or 0)).limit(1))
-    if taken is not None:
-        how = "" if taken == username else f" (as {taken!r}: names are compared ignoring case)"
-        raise Conflict(f"username {username!r} is taken{how}", code="username_taken")
-
-
-def create_user(session, username: str, password: str, role: Role) -> User:
-    """Create an account (used by the API, the CLI and the first start).
-    Invalid if the name is not a valid username, Conflict if it is taken,
-    ignoring case."""
-    username = check_username(username)
-    # Hashing takes a while (on purpose): not while holding the write lock.
-    password_hash = hash_password(password)
-
-    def work(session):
-        _refuse_taken(session, username)
-        user = User(username=username, role=role.value, password_hash=password_hash)
-        session.add(user)
-        session.flush()
-        return user
-    try:
-        user = run_write(session, work)
-    except IntegrityError:
-        raise Conflict(f"username {username!r} is taken", code="username_taken") from None
-    # Failures counted against the name before it had this password are moot.
-    limits.forget_login_failures(username_key(username))
-    return user
-
-
-def user_rows(session, config, user_id: int | None = None) -> list[dict]:
-    """GET /users rows. `online` means what it means on the board: a socket now,
-    or the grace period after the last one dropped (a reload is not a logout)."""
-    held = sa.select(Task.id).where(Task.holder_id == User.id).limit(1).scalar_subquery()
-    done = (sa.select(sa.func.count(Task.id))
-            .where(Task.assignee_id == User.id, Task.status == TaskStatus.COMPLETED.value)
-            .scalar_subquery())
-    query = sa.select(User, held, done, logged_in(config.lease_seconds, config.grace_seconds)) \
-        .order_by(User.id)
-    if user_id is not None:
-        query = query.where(User.id == user_id)
-    return [{**user.public(), "active": user.active, "online": bool(online),
-             "available": user.available, "task_id": task_id,
-             "completed_count": count or 0}
-            for user, task_id, count, online in session.execute(query)]
-
-
-def config():
-    return current_app.extensions["qc_config"]
 
 
 @bp.post("/users")
@@ -99,15 +34,13 @@ def post_user():
     if not may_manage(current_user, role):
         raise Forbidden(f"a {current_user.role} cannot create a {role.value}")
     user = create_user(db.session, name, password, role)
-    cfg = current_app.extensions["qc_config"]
-    return jsonify(user_rows(db.session, cfg, user.id)[0]), 201
+    return jsonify(user_rows(db.session, state.config(), user.id)[0]), 201
 
 
 @bp.get("/users")
 @role_required(Role.SUPERVISOR)
 def list_users():
-    cfg = current_app.extensions["qc_config"]
-    return jsonify({"users": user_rows(db.session, cfg)})
+    return jsonify({"users": user_rows(db.session, state.config())})
 
 
 # --- managing an account ---------------------------------------------------------
@@ -121,71 +54,6 @@ def _managed_user(user_id: int) -> User:
     if not may_manage(current_user, Role(user.role)):
         raise Forbidden(f"a {current_user.role} cannot manage a {user.role}")
     return user
-
-
-def _other_active_admin(session, user_id: int) -> bool:
-    return session.scalar(sa.select(User.id).where(
-        User.role == Role.ADMIN.value, User.active.is_(True), User.id != user_id).limit(1)) \
-        is not None
-
-
-def _check_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD:
-        raise Invalid(f"the password needs at least {MIN_PASSWORD} characters",
-                      code="weak_password")
-    return password
-
-
-def update_account(session, user_id: int, username=None, role=None, password=None,
-                   reactivate=False, deactivate=False) -> None:
-    """Rename, change role, set a password, reactivate (one transaction; the
-    user row only — task state changes stay in dispatch). Deactivating is
-    checked here and done by `auth.revoke_sessions` afterwards. A new
-    password clears the login failures counted against the user's name."""
-    if username is not None:
-        username = check_username(username)
-    # Hashing takes a while (on purpose): not while holding the write lock.
-    password_hash = hash_password(password) if password is not None else None
-    names = []
-
-    def work(session):
-        user = session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
-                               .execution_options(populate_existing=True)).first()
-        names[:] = [user.username]
-        losing_admin = user.role == Role.ADMIN.value and user.active and (
-            deactivate or (role is not None and role != Role.ADMIN))
-        if losing_admin and not _other_active_admin(session, user_id):
-            raise Conflict("this is the last active admin; make another admin first",
-                           code="last_admin")
-        if username is not None and username != user.username:
-            _refuse_taken(session, username, besides=user_id)
-            user.username = username
-            names.append(username)
-        if role is not None:
-            user.role = role.value
-        if password_hash is not None:
-            user.password_hash = password_hash
-        if reactivate:
-            user.active = True
-        session.flush()
-    try:
-        run_write(session, work)
-    except IntegrityError:
-        raise Conflict(f"username {username!r} is taken", code="username_taken") from None
-    if password_hash is not None:
-        for name in names:
-            limits.forget_login_failures(username_key(name))
-
-
-def _new_password(session, user_id: int, password_hash: str) -> list[tuple[str, str]]:
-    """Set the password and kill every token of the user (a token_version
-    bump). Returns its sockets, for the caller to disconnect after the commit;
-    unlike a sign-out, a held task stays through the grace period."""
-    user = session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
-                           .execution_options(populate_existing=True)).first()
-    user.password_hash = password_hash
-    user.token_version += 1
-    return sockets_of(session, user_id)
 
 
 @bp.patch("/users/<int:user_id>")
@@ -225,7 +93,7 @@ def patch_user(user_id: int):
                    reactivate=active is True, deactivate=active is False)
     if active is False or role_changes or password is not None:
         revoke_sessions(db.session, target.id, current_user.id, deactivate=active is False)
-    return jsonify(user_rows(db.session, config(), target.id)[0])
+    return jsonify(user_rows(db.session, state.config(), target.id)[0])
 
 
 @bp.delete("/users/<int:user_id>")
@@ -268,8 +136,7 @@ def change_own_password():
     if not check_password_hash(current_user.password_hash, current):
         raise Forbidden("the current password is wrong", code="wrong_password")
     user_id = current_user.id
-    notify.disconnect(run_write(db.session, _new_password, user_id, hash_password(new)))
+    state.notifier().disconnect(change_password(db.session, user_id, new))
     user = db.session.get(User, user_id)
-    limits.forget_login_failures(username_key(user.username))
     return jsonify({"message": "password changed; every other session must log in again",
                     **issue_tokens(user)})

@@ -1,64 +1,26 @@
-"""Accounts, passwords, tokens and role checks — for REST and sockets alike.
+"""Tokens and role checks, for REST and sockets alike, and the routes that
+hand tokens out and take them back (login, refresh, logout).
 
-Tokens carry the user's `token_version`; logout and deactivation bump it, so
-every access and refresh token issued before is dead at once.
+Tokens carry the user's `token_version`; logout, a new password, a role change
+and deactivation bump it, so every access and refresh token issued before is
+dead at once.
 """
-import os
-import re
-import secrets
 from datetime import timedelta
 from functools import wraps
-from pathlib import Path
 
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from flask_jwt_extended import (create_access_token, create_refresh_token, current_user,
                                 decode_token, jwt_required)
-from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import dispatch, limits, notify
-from .errors import Conflict, Forbidden, Invalid, RateLimited, Unauthorized
+from . import accounts, state
+from .accounts import verify_login
+from .errors import Forbidden, RateLimited, Unauthorized
 from .extensions import db, jwt
 from .models import Role, User
 from .validation import ANY_TEXT, MAX_ID, MAX_USERNAME, json_body, json_object, string, \
     username_key
 
 bp = Blueprint("auth", __name__)
-
-# Checked when the username is unknown, so both paths cost the same time.
-_DUMMY_HASH = generate_password_hash("not a real password")
-
-
-def hash_password(password: str) -> str:
-    method = current_app.extensions["qc_config"].password_hash_method
-    return generate_password_hash(password, method=method)
-
-
-def find_user(session, username: str) -> User | None:
-    """The account `username` names: its exact spelling, else the account
-    whose name is the same ignoring case (models.username_key). Both are
-    looked up each time (two index reads), so login time does not tell which
-    names exist. A database from before that rule may hold twins ('ADMIN' and
-    'admin'): each still finds itself by its exact spelling."""
-    key = username_key(username)
-    exact = session.scalars(sa.select(User).where(User.username == username)).first()
-    twin = session.scalars(sa.select(User).where(User.username_key == key)).first()
-    # Twins of that release have no key: with one of them, another spelling is
-    # ambiguous and finds neither.
-    keyless = session.scalars(sa.select(User.username).where(User.username_key.is_(None)))
-    if exact is None and any(username_key(name) == key for name in keyless):
-        return None
-    return exact or twin
-
-
-def verify_login(session, username: str, password: str) -> User | None:
-    user = find_user(session, username)
-    ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
-    if user is None or not ok or not user.active:
-        return None
-    return user
-
 
 def issue_tokens(user: User) -> dict:
     claims = {"role": user.role, "ver": user.token_version}
@@ -167,6 +129,7 @@ def login():
     # address: a guesser is slowed, the owner elsewhere still logs in.
     # Checked before the password, the same way for known and unknown names.
     key = username_key(username)
+    limits = state.limits()
     wait = limits.login_blocked_for(key, address)
     if wait:
         raise RateLimited(f"too many failed logins; try again in {int(wait) + 1} s",
@@ -197,74 +160,11 @@ def logout():
 
 def revoke_sessions(session, user_id: int, actor_id: int | None = None,
                     deactivate: bool = False):
-    """Log the user out everywhere: every token dies, a held task returns to
-    the queue at once, every socket of theirs is disconnected."""
-    config = current_app.extensions["qc_config"]
-    outcome = dispatch.sign_out(session, user_id, actor_id, config.lease_seconds,
-                                config.grace_seconds, deactivate=deactivate)
-    notify.push(outcome)
-    notify.disconnect(outcome.value["sockets"])
+    """Log the user out everywhere (accounts.sign_out), then tell its sockets
+    and disconnect them, on whichever process they are."""
+    outcome = accounts.sign_out(state.dispatcher(), session, user_id, actor_id,
+                                deactivate=deactivate)
+    notifier = state.notifier()
+    notifier.push(outcome)
+    notifier.disconnect(outcome.value["sockets"])
     return outcome
-
-
-def bootstrap_admin(session, config) -> None:
-    """Create the configured admin, or on a first run a generated one (printed)."""
-    from .api_users import create_user  # api_users imports this module
-    if config.admin_username and config.admin_password:
-        if find_user(session, config.admin_username) is None:
-            try:
-                create_user(session, config.admin_username, config.admin_password, Role.ADMIN)
-            except Invalid as error:
-                raise RuntimeError(f"QC_ADMIN_USERNAME: {error.message}") from None
-            except Conflict:  # a process starting at the same time created it
-                return
-            current_app.logger.info("created admin %r from QC_ADMIN_USERNAME",
-                                    config.admin_username)
-        return
-    if session.scalar(sa.select(User.id).where(User.role == Role.ADMIN.value).limit(1)):
-        return
-    password = secrets.token_urlsafe(12)
-    try:
-        create_user(session, "admin", password, Role.ADMIN)
-    except Conflict as error:
-        session.rollback()
-        if session.scalar(sa.select(User.id).where(User.role == Role.ADMIN.value).limit(1)):
-            return  # a process starting at the same time made the first admin
-        raise RuntimeError(f"cannot create the first admin ({error.message}); set "
-                           "QC_ADMIN_USERNAME and QC_ADMIN_PASSWORD") from None
-    try:
-        saved = f"also saved in {_save_first_run_admin(config, password)}: delete that file"
-    except OSError as exc:
-        saved = f"could not be saved ({exc}): note it now"
-    banner = "=" * 64
-    print(f"\n{banner}\n qc_live first run: created the admin account\n"
-          f"   username: admin\n   password: {password}\n"
-          f" ({saved} once read;\n"
-          f"  set QC_ADMIN_USERNAME/QC_ADMIN_PASSWORD to choose your own)\n{banner}\n",
-          flush=True)
-
-
-def _save_first_run_admin(config, password: str) -> Path:
-    """Write the generated password to <instance>/first-run-admin-<database>.txt
-    (mode 0600). One file per database, and never over an existing one: the
-    instance folder may serve several databases (DATABASE_URL), and each
-    admin's password must survive the next one's first run."""
-    url = make_url(config.database_url)
-    name = Path(url.database or "").stem if config.is_sqlite else url.database
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "")[:64] or "database"
-    folder = Path(config.instance_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    text = (f"qc_live's first-run admin of the database {url.render_as_string()}\n"
-            f"username: admin\npassword: {password}\n"
-            "Delete this file once you have read it (and change the password: "
-            "POST /me/password).\n")
-    for attempt in range(1, 1000):
-        path = folder / f"first-run-admin-{label}{'' if attempt == 1 else f'-{attempt}'}.txt"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            continue
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        return path
-    raise FileExistsError(f"{folder}: too many first-run-admin-{label}*.txt files")

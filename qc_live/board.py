@@ -85,18 +85,14 @@ def snapshot(session, config) -> dict:
 
 
 class Broadcaster:
-    """Sends the snapshot to this process's board sockets, coalesced."""
+    """Sends the snapshot to this process's board sockets, coalesced (one per
+    app: state.board())."""
 
-    def __init__(self):
-        self.app = None
-        self.config = None
+    def __init__(self, app, config):
+        self.app, self.config = app, config
         self.viewers = set()  # sids of board sockets on this process
         self._dirty = False
         self._running = False
-
-    def init_app(self, app, config) -> None:
-        self.app, self.config = app, config
-        self.viewers.clear()
 
     def changed(self) -> None:
         """Something on the floor changed here: refresh within FAST seconds."""
@@ -134,6 +130,3 @@ class Broadcaster:
                     db.session.remove()
             # Local sockets only: every process serves its own boards.
             socketio.emit("board", data, to=ROOM, namespace=NAMESPACE, ignore_queue=True)
-
-
-broadcaster = Broadcaster()

@@ -3,35 +3,47 @@
 Timestamps are naive UTC datetimes in the database. Leases, grace periods,
 ack timeouts and deadlines are all compared against `utcnow()`, which is this
 host's clock corrected by its measured offset to the database server's clock
-(`sync`, run at start and on every heartbeat). So several processes on
+(`Clock.sync`, run at start and on every heartbeat). So several processes on
 several hosts agree even when the hosts' clocks do not. With SQLite the
 database is on this host and the offset stays zero.
 """
 import time
 from datetime import datetime, timedelta, timezone
 
-_offset = timedelta(0)
+from flask import current_app, has_app_context
+
+ZERO = timedelta(0)
 
 
 def _local() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+class Clock:
+    """One app's clock: this host's, corrected by its measured offset to the
+    database server's (kept in app.extensions["qc_clock"], synced by the
+    runtime at start and on every heartbeat)."""
+
+    def __init__(self):
+        self.offset = ZERO
+
+    def sync(self, read_database_utc) -> timedelta:
+        """Measure the offset to the database clock. `read_database_utc()`
+        returns the database's UTC time (None: same clock, nothing to do); the
+        round trip's midpoint is taken as its moment. A round trip slower than
+        a second is not trusted (the offset stays)."""
+        before, started = _local(), time.monotonic()
+        remote = read_database_utc()
+        took = time.monotonic() - started
+        if remote is not None and took < 1.0:
+            self.offset = remote - (before + timedelta(seconds=took / 2))
+        return self.offset
+
+
 def utcnow() -> datetime:
-    return _local() + _offset
-
-
-def sync(read_database_utc) -> timedelta:
-    """Measure the offset to the database clock. `read_database_utc()` returns
-    the database's UTC time; the round trip's midpoint is taken as its moment.
-    A round trip slower than a second is not trusted (the offset stays)."""
-    global _offset
-    before, started = _local(), time.monotonic()
-    remote = read_database_utc()
-    took = time.monotonic() - started
-    if remote is not None and took < 1.0:
-        _offset = remote - (before + timedelta(seconds=took / 2))
-    return _offset
+    """Now, in UTC, on the current app's clock (this host's outside an app)."""
+    clock = current_app.extensions.get("qc_clock") if has_app_context() else None
+    return _local() + (clock.offset if clock is not None else ZERO)
 
 
 def ago(seconds: float) -> datetime:

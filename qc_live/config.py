@@ -11,7 +11,7 @@ eventlet or gevent at all.
 """
 import os
 import secrets
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +83,6 @@ class Config:
     # prometheus_client's multi-process directory (PROMETHEUS_MULTIPROC_DIR): the
     # counters of every process on this host, summed, from any one of them.
     metrics_multiproc_dir: str | None = None
-    extra: dict = field(default_factory=dict)
     # Upgrade the database schema at start-up (off: `flask db upgrade` by hand,
     # and a server refuses a database that is not at the newest revision).
     auto_migrate: bool = True

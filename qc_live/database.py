@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from . import metrics
+from .extensions import socketio
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,6 @@ _sqlite_writer = threading.RLock()
 _RETRY_CODES = {1213, 1205}
 # Errors that mean "the database is not reachable right now".
 _UNAVAILABLE_CODES = {2003, 2006, 2013, 2014, 2055, 1927, 1053}
-
-
-# How to wait between retries, and between the transactions of a long job
-# (`yield_to_loop`); create_app sets it to socketio.sleep so the wait yields
-# to the event loop in every async mode.
-backoff_sleep = None
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -65,13 +60,9 @@ def engine_options(config) -> dict:
 
 
 def configure_engine(engine, config) -> None:
-    global _shared
     if engine.dialect.name != "sqlite":
-        _shared = None
         _spare_round_trips(engine, config.db_ping_after)
         return
-    # Created here, after run.py's monkey-patching: green locks and events.
-    _shared = _SharedWrites()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -178,7 +169,7 @@ def is_unavailable(exc: Exception) -> bool:
     return False
 
 
-def _sqlite_busy(exc: Exception) -> bool:
+def sqlite_busy(exc: Exception) -> bool:
     """SQLite's write lock stayed taken (by another process) past busy_timeout."""
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
@@ -216,159 +207,26 @@ def run_write(session, work, *args, attempts: int = 5, **kwargs):
             if is_unavailable(exc):
                 metrics.database_error("unavailable")
                 raise DatabaseUnavailable(str(exc.orig)) from exc
-            retry = _mysql_code(exc) in _RETRY_CODES or (sqlite and _sqlite_busy(exc))
+            retry = _mysql_code(exc) in _RETRY_CODES or (sqlite and sqlite_busy(exc))
             if not retry or attempt == attempts:
                 raise
             log.info("write transaction retried after %s (attempt %d)", exc.orig, attempt)
             metrics.database_error("retried")
-            if backoff_sleep is not None:
-                backoff_sleep(random.uniform(0.005, 0.02) * attempt)
+            pause(random.uniform(0.005, 0.02) * attempt)
 
 
-class _Queued:
-    """One caller's work waiting for a shared transaction (run_write_shared)."""
-    __slots__ = ("work", "ready", "finished", "value", "error")
-
-    def __init__(self, work):
-        self.work = work
-        # Created at call time, after run.py's monkey-patching: green then.
-        self.ready = threading.Event()
-        self.finished = False
-        self.value = self.error = None
-
-    def finish(self, value=None, error=None) -> None:
-        self.value, self.error, self.finished = value, error, True
-        self.ready.set()
-
-    def outcome(self):
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-class _SharedWrites:
-    """Callers of run_write_shared on SQLite. One of them at a time leads: it
-    lets the event loop run once, so that the calls already waiting to run
-    queue up behind it, then runs every queued work in one write transaction,
-    commits once, and hands the lead to the first caller that queued meanwhile.
-    The others wait for their outcome (outside any transaction)."""
-
-    # A group's transaction holds the event loop: keep it to a few ms.
-    MAX_GROUP = 32
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.queue: list[_Queued] = []
-        self.leading = False
-
-    def pass_lead(self) -> None:
-        """(Under self.lock.) The first one queued leads next, or nobody."""
-        if self.queue:
-            self.queue[0].ready.set()
-        else:
-            self.leading = False
-
-    def abandon(self, queued: _Queued) -> None:
-        """A waiter stopped waiting (its green thread was killed, say)."""
-        with self.lock:
-            if queued in self.queue:
-                handed_the_lead = self.queue[0] is queued and queued.ready.is_set()
-                self.queue.remove(queued)
-                if handed_the_lead:
-                    self.pass_lead()
-
-
-# The callers of run_write_shared: set by configure_engine, for SQLite only.
-_shared: _SharedWrites | None = None
-
-
-def run_write_shared(session, work, refusals: tuple = ()):
-    """`run_write(session, work)`, except that on SQLite concurrent callers
-    share one transaction and one commit (group commit): what costs a write
-    transaction there (BEGIN IMMEDIATE, writing the WAL at commit) is paid once
-    per group, and writes are serialised anyway.
-
-    `work` may raise one of `refusals` only before it has written anything: such
-    a refusal goes to its caller and the others' work is committed. Any other
-    failure rolls the group back and runs each work in a transaction of its own,
-    so a caller only ever gets its own outcome. On MySQL/MariaDB, where
-    transactions run side by side, this is plain `run_write`.
-    """
-    shared = _shared
-    if shared is None:  # not SQLite
-        return run_write(session, work)
-    me = _Queued(work)
-    with shared.lock:
-        shared.queue.append(me)
-        lead = not shared.leading
-        shared.leading = True
-    if not lead:
-        try:
-            me.ready.wait()
-        except BaseException:
-            shared.abandon(me)
-            raise
-        if me.finished:
-            return me.outcome()
-        # Handed the lead: ready was set for that, and our work is still queued.
-    group = []
-    try:
-        if backoff_sleep is not None:
-            backoff_sleep(0)  # callers already waiting to run join this group
-        with shared.lock:
-            group = shared.queue[:shared.MAX_GROUP]
-            del shared.queue[:len(group)]
-        _run_group(session, group, refusals)
-    finally:
-        # Whatever happened (even this green thread being killed), nobody
-        # waits for a group that will not run, and someone leads next.
-        for queued in group:
-            if not queued.finished:
-                queued.finish(error=RuntimeError("shared write transaction did not run"))
-        with shared.lock:
-            if me in shared.queue:  # stopped before taking its group
-                shared.queue.remove(me)
-            shared.pass_lead()
-    return me.outcome()
-
-
-def _run_group(session, group: list[_Queued], refusals: tuple) -> None:
-    def work_all(session):
-        outcomes = []
-        for queued in group:
-            try:
-                outcomes.append((queued.work(session), None))
-            except refusals as refusal:  # wrote nothing: the others go on
-                outcomes.append((None, refusal))
-        return outcomes
-
-    try:
-        outcomes = run_write(session, work_all)
-    except Exception as exc:
-        if len(group) == 1 or _sqlite_busy(exc) or is_unavailable(exc):
-            # Nobody's fault but the database's: each alone would fail the same.
-            for queued in group:
-                queued.finish(error=exc)
-            return
-        log.info("shared write transaction of %d failed (%s); running each alone",
-                 len(group), exc)
-        for queued in group:
-            try:
-                queued.finish(value=run_write(session, queued.work))
-            except Exception as own:
-                queued.finish(error=own)
-        return
-    for queued, (value, error) in zip(group, outcomes):
-        queued.finish(value, error)
+def pause(seconds: float) -> None:
+    """Wait without holding up the event loop (socketio.sleep is green under
+    eventlet and gevent)."""
+    socketio.sleep(seconds)
 
 
 def yield_to_loop() -> None:
     """Let the event loop serve sockets, acks and the heartbeat for a moment,
     in the middle of a long job. Never inside a write transaction (see above)."""
-    if backoff_sleep is not None:
-        # Positive: gevent's sleep(0) switches greenlets without polling I/O,
-        # so sockets would still not be served.
-        backoff_sleep(0.001)
+    # Positive: gevent's sleep(0) switches greenlets without polling I/O, so
+    # sockets would still not be served.
+    pause(0.001)
 
 
 def database_utc(session):

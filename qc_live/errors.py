@@ -46,10 +46,6 @@ class Conflict(QCError):
     status, code = 409, "conflict"
 
 
-class PayloadTooLarge(QCError):
-    status, code = 413, "payload_too_large"
-
-
 class UnsupportedMediaType(QCError):
     status, code = 415, "unsupported_media_type"
 

@@ -7,7 +7,7 @@ asked for `skip_invalid`, in which case the good rows are imported and the
 answer lists the skipped ones. Nothing is ever half-imported silently: if the
 database fails between batches, the answer says how far the import got.
 
-Batches go through `dispatch.create_tasks` one at a time: each is its own
+Batches go through `Dispatcher.create_tasks` one at a time: each is its own
 transaction (a long import never holds the write lock for long) and its tasks
 go out to free reviewers at once, while the rest of the file is still being
 written. Between batches the caller yields to the event loop so sockets and
@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from . import dispatch
+from . import state
 from .database import is_unavailable
-from .dispatch import TaskSpec
+from .lifecycle import TaskSpec
 from .errors import BadRequest, Invalid, QCError
 from .models import Task
 from .validation import (strict_json, task_deadline, task_external_id, task_name,
@@ -231,7 +231,7 @@ class ImportInterrupted(QCError):
 
 
 def create_in_batches(session, specs: list[tuple[int, TaskSpec]], actor_id: int,
-                      lease_seconds: float, after_batch, batch_size: int = BATCH_SIZE,
+                      after_batch, batch_size: int = BATCH_SIZE,
                       counted_by: str = "line"):
     """Create the tasks, `batch_size` per transaction, in input order.
     `after_batch(outcome)` runs after each commit (the server pushes the
@@ -247,8 +247,8 @@ def create_in_batches(session, specs: list[tuple[int, TaskSpec]], actor_id: int,
             # larger id than any before this batch was created by it; the
             # others were found by their external_id.
             newest_before = session.scalar(sa.select(sa.func.max(Task.id))) or 0
-            outcome = dispatch.create_tasks(session, [spec for _, spec in batch], actor_id,
-                                            lease_seconds)
+            outcome = state.dispatcher().create_tasks(session, [spec for _, spec in batch],
+                                                      actor_id)
         except Exception as exc:
             session.rollback()
             raise _interrupted(exc, done, specs[start - 1][0] if start else None,

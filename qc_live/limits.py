@@ -83,33 +83,36 @@ class FailureWindow:
                 del self._failures[key]
 
 
-# Socket events per socket: 10/s sustained, bursts of 30.
-socket_events = TokenBucket(rate=10, burst=30)
 # Failed logins in 5 minutes: 10 per username and client address, 50 per
 # address. There is deliberately no limit per username alone: anyone could
 # then lock any account (the admin's too) by failing from addresses of their
 # own, while its owner, elsewhere, types the right password.
 LOGIN_WINDOW = 300
-login_by_user_address = FailureWindow(limit=10, window=LOGIN_WINDOW)
-login_by_address = FailureWindow(limit=50, window=LOGIN_WINDOW)
 
 
-def login_blocked_for(user_key: str, address: str) -> float:
-    return max(login_by_user_address.blocked_for((user_key, address)),
-               login_by_address.blocked_for(address))
+class Limits:
+    """One app's bounds (app.extensions["qc_limits"]): events per socket (10 a
+    second sustained, bursts of 30) and failed logins."""
 
+    def __init__(self):
+        self.socket_events = TokenBucket(rate=10, burst=30)
+        self.login_by_user_address = FailureWindow(limit=10, window=LOGIN_WINDOW)
+        self.login_by_address = FailureWindow(limit=50, window=LOGIN_WINDOW)
 
-def login_failed(user_key: str, address: str) -> None:
-    login_by_user_address.fail((user_key, address))
-    login_by_address.fail(address)
+    def login_blocked_for(self, user_key: str, address: str) -> float:
+        """Seconds until a login of this username from this address may be tried."""
+        return max(self.login_by_user_address.blocked_for((user_key, address)),
+                   self.login_by_address.blocked_for(address))
 
+    def login_failed(self, user_key: str, address: str) -> None:
+        self.login_by_user_address.fail((user_key, address))
+        self.login_by_address.fail(address)
 
-def login_succeeded(user_key: str, address: str) -> None:
-    """The user proved itself from this address; the address's own count
-    stays (one's own account must not reset a guesser's budget)."""
-    login_by_user_address.clear((user_key, address))
+    def login_succeeded(self, user_key: str, address: str) -> None:
+        """The user proved itself from this address; the address's own count
+        stays (one's own account must not reset a guesser's budget)."""
+        self.login_by_user_address.clear((user_key, address))
 
-
-def forget_login_failures(user_key: str) -> None:
-    """A new password: the failures against the old one no longer matter."""
-    login_by_user_address.clear_where(lambda key: key[0] == user_key)
+    def forget_login_failures(self, user_key: str) -> None:
+        """A new password: the failures against the old one no longer matter."""
+        self.login_by_user_address.clear_where(lambda key: key[0] == user_key)

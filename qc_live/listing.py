@@ -45,7 +45,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from .errors import BadRequest
-from .models import Task, TaskStatus
+from .models import Task, TaskStatus, task_dict
 
 MAX_CURSOR_LENGTH = 512
 
@@ -231,9 +231,9 @@ def list_tasks(session, query: TaskQuery) -> tuple[list[dict], str | None]:
     rows.sort(key=functools.partial(_merge_key, phases))
     page, more = rows[:query.limit], len(rows) > query.limit
     ids = [values[-1] for _, values in page]
-    by_id = {task.id: task for task in
-             session.scalars(sa.select(Task).where(Task.id.in_(ids)))} if ids else {}
-    tasks = [by_id[i].to_dict() for i in ids if i in by_id]
+    by_id = {row.id: row for row in
+             session.execute(sa.select(Task.__table__).where(Task.id.in_(ids)))} if ids else {}
+    tasks = [task_dict(by_id[i]) for i in ids if i in by_id]
     session.rollback()  # end the read transaction
     next_cursor = encode_cursor(query.order_by, *page[-1]) if more and page else None
     return tasks, next_cursor

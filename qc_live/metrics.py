@@ -25,13 +25,14 @@ import time
 
 import prometheus_client
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .board import NAMESPACE as BOARD_NAMESPACE
+from . import state
 from .clock import ago, utcnow
 from .errors import Unauthorized
 from .extensions import db
@@ -118,7 +119,7 @@ def completed(route: str, outcome: str | None, result, started: float) -> None:
 
 def pushed(notice) -> None:
     """notify.push emitted this notice."""
-    from .dispatch import Assigned, Revoked  # dispatch imports database, which imports us
+    from .notices import Assigned, Revoked  # notices is light, but imported late like the rest
     if _made is None:
         return
     if isinstance(notice, Assigned):
@@ -239,7 +240,7 @@ def floor(session, lease_seconds: float) -> dict:
 
 @bp.get("/metrics")
 def metrics():
-    config = current_app.extensions["qc_config"]
+    config = state.config()
     if config.metrics_token is not None:
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, f"Bearer {config.metrics_token}".encode()):

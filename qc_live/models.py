@@ -133,22 +133,26 @@ class Task(db.Model):
     note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     updated_at: Mapped[object] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
 
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "external_id": self.external_id,
-            "name": self.name,
-            "payload": self.payload if self.payload is not None else {},
-            "priority": self.priority,
-            "status": self.status,
-            "assignee_id": self.assignee_id,
-            "created_at": iso(self.created_at),
-            "assigned_at": iso(self.assigned_at),
-            "completed_at": iso(self.completed_at),
-            "deadline": iso(self.deadline),
-            "outcome": self.outcome,
-            "note": self.note,
-        }
+
+def task_dict(row, **changes) -> dict:
+    """The task object of the wire (docs/api.md) from a `tasks` row (a Core
+    row, or any mapping of its columns) and the changes just written to it."""
+    task = {**(row._mapping if hasattr(row, "_mapping") else row), **changes}
+    return {
+        "id": task["id"],
+        "external_id": task["external_id"],
+        "name": task["name"],
+        "payload": task["payload"] if task["payload"] is not None else {},
+        "priority": task["priority"],
+        "status": task["status"],
+        "assignee_id": task["assignee_id"],
+        "created_at": iso(task["created_at"]),
+        "assigned_at": iso(task["assigned_at"]),
+        "completed_at": iso(task["completed_at"]),
+        "deadline": iso(task["deadline"]),
+        "outcome": task["outcome"],
+        "note": task["note"],
+    }
 
 
 # The dispatch query: next pending task by priority (descending), then FIFO.
@@ -163,8 +167,7 @@ sa.Index("ix_tasks_created", Task.status, Task.created_at)
 # order (by age, by priority, by deadline), so that page stays an index read.
 # The first also serves every other (assignee_id, status) lookup and the
 # foreign key. Each index is written on every claim and completion (they change
-# status and assignee_id): a fourth, plain (assignee_id, status) index cost 10%
-# of a completion's CPU on SQLite for nothing, and was dropped.
+# status and assignee_id), so there is no other index on these columns.
 sa.Index("ix_tasks_assignee_created", Task.assignee_id, Task.status, Task.created_at, Task.id)
 sa.Index("ix_tasks_assignee_priority", Task.assignee_id, Task.status, Task.priority.desc(),
          Task.created_at, Task.id)

@@ -4,15 +4,16 @@ Presence is data, not a dict in one process: every socket is a row naming its
 process, and every process renews a lease (`ServerProcess.heartbeat_at`). A
 socket counts only while its process's lease is fresh, so a process that
 crashes takes its sockets with it once the lease runs out, and the reviewers'
-grace periods start from its last heartbeat (see `reap_dead_processes`).
+grace periods start from its last heartbeat (sweep.reap_dead_processes).
 
 Plain functions over a SQLAlchemy session; the callers own the transaction.
 """
 import sqlalchemy as sa
 
+from . import sql
 from .clock import ago, utcnow
 from .errors import RateLimited, Unauthorized
-from .models import Connection, Role, ServerProcess, Task, User
+from .models import Connection, Role, ServerProcess, User
 
 REVIEWER_NAMESPACE = "/reviewer"
 
@@ -49,8 +50,8 @@ def live_socket_count(session, user_id: int, namespace: str, lease_seconds: floa
 
 def register_process(session, process_id: str, host: str, pid: int) -> None:
     now = utcnow()
-    session.add(ServerProcess(id=process_id, host=host[:255], pid=pid, started_at=now,
-                              heartbeat_at=now))
+    session.execute(sa.insert(ServerProcess).values(id=process_id, host=host[:255], pid=pid,
+                                                    started_at=now, heartbeat_at=now))
 
 
 def renew_lease(session, process_id: str) -> bool:
@@ -61,30 +62,30 @@ def renew_lease(session, process_id: str) -> bool:
     return result.rowcount == 1
 
 
-def add_connection(session, sid: str, namespace: str, user: User, process_id: str,
+def lock_user(session, user_id: int):
+    """The user's row, locked until the commit (a Core row: sql.LOCK_USER), or None."""
+    return session.execute(sql.LOCK_USER, {"user_id": user_id}).first()
+
+
+def add_connection(session, sid: str, namespace: str, user, process_id: str,
                    lease_seconds: float, grace_seconds: float) -> None:
-    """Record a socket. A reviewer back after being logged out (offline past
-    the grace period) joins the end of the idle line; one back from a reload
-    keeps its place."""
+    """Record a socket of `user` (its row: see lock_user). A reviewer back
+    after being logged out (offline past the grace period) joins the end of
+    the idle line; one back from a reload keeps its place."""
     now = utcnow()
     if namespace == REVIEWER_NAMESPACE and user.role == Role.REVIEWER.value:
         returning = user.offline_since is not None and \
             (now - user.offline_since).total_seconds() > grace_seconds
+        values = {"offline_since": None}
         if (returning or user.idle_since is None) and \
                 not is_online(session, user.id, lease_seconds):
-            user.idle_since = now
-        user.offline_since = None
-    session.merge(Connection(sid=sid, namespace=namespace, user_id=user.id,
-                             process_id=process_id, connected_at=now))
+            values["idle_since"] = now
+        session.execute(sa.update(User).where(User.id == user.id).values(**values))
+    session.execute(sa.insert(Connection).values(sid=sid, namespace=namespace, user_id=user.id,
+                                                 process_id=process_id, connected_at=now))
 
 
-def lock_user(session, user_id: int) -> User | None:
-    """The user's row, read afresh and locked FOR UPDATE until the commit."""
-    return session.scalars(sa.select(User).where(User.id == user_id).with_for_update()
-                           .execution_options(populate_existing=True)).first()
-
-
-def admit_socket(session, sid: str, namespace: str, user: User | None, token_version: int,
+def admit_socket(session, sid: str, namespace: str, user, token_version: int,
                  process_id: str, cap: int, lease_seconds: float, grace_seconds: float) -> None:
     """Record a new socket of `user`, if it is within the per-user cap.
 
@@ -133,43 +134,6 @@ def forget_sockets(session, user_id: int) -> list[tuple[str, str]]:
     sockets = sockets_of(session, user_id)
     session.execute(sa.delete(Connection).where(Connection.user_id == user_id))
     return sockets
-
-
-def reap_dead_processes(session, lease_seconds: float, me: str | None = None) -> list[str]:
-    """Forget processes whose lease ran out, and their sockets.
-
-    A reviewer left with no live socket is offline since the dead process's
-    last heartbeat. Reviewers with no socket rows at all but no offline mark
-    (e.g. a REST-only claim) while holding a task start their grace now.
-    Returns the reaped ids.
-    """
-    cutoff = ago(lease_seconds)
-    dead = session.execute(sa.select(ServerProcess.id, ServerProcess.heartbeat_at)
-                           .where(ServerProcess.heartbeat_at <= cutoff,
-                                  ServerProcess.id != (me or ""))
-                           .with_for_update(skip_locked=True)).all()
-    for process_id, last_seen in dead:
-        user_ids = session.scalars(sa.select(Connection.user_id).distinct()
-                                   .where(Connection.process_id == process_id,
-                                          Connection.namespace == REVIEWER_NAMESPACE)).all()
-        session.execute(sa.delete(Connection).where(Connection.process_id == process_id))
-        session.execute(sa.delete(ServerProcess).where(ServerProcess.id == process_id))
-        session.flush()
-        for user_id in user_ids:
-            if not is_online(session, user_id, lease_seconds):
-                session.execute(sa.update(User).where(User.id == user_id,
-                                                      User.offline_since.is_(None))
-                                .values(offline_since=last_seen))
-    # A holder with no socket row at all and no offline mark (say, its task
-    # came from a REST call before any socket): its grace starts now.
-    any_socket = sa.exists().where(Connection.user_id == User.id,
-                                   Connection.namespace == REVIEWER_NAMESPACE)
-    holds = sa.exists().where(Task.holder_id == User.id)
-    session.execute(sa.update(User)
-                    .where(User.offline_since.is_(None), User.role == Role.REVIEWER.value,
-                           holds, ~any_socket)
-                    .values(offline_since=utcnow()))
-    return [process_id for process_id, _ in dead]
 
 
 def seen_over_rest(session, user_id: int, lease_seconds: float) -> None:

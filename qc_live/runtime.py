@@ -1,13 +1,10 @@
-"""This server process: its identity, its lease, and its periodic sweep.
+"""This server process: its identity, its lease, its sockets, and the loops
+that keep them.
 
 Every `heartbeat_seconds` the process renews its lease (in a loop of its own,
 so a slow sweep cannot make a live process look dead) and reconciles its
-sockets with their rows. Every `sweep_seconds` it forgets dead processes and
-their sockets, expires overdue tasks, follows up the offers made to its own
-sockets (re-sends those not acknowledged, takes back those left unanswered),
-returns tasks whose holders' grace ran out, and dispatches anything pending.
-The sweep is safe to run in many processes at once: each step is a
-transaction with row locks.
+sockets with their rows. Every `sweep_seconds` it runs the sweep (sweep.py:
+everything that happens because time passed).
 """
 import logging
 import os
@@ -18,15 +15,11 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from . import clock, dispatch, notify, presence
+from . import presence
 from .board import NAMESPACE as BOARD_NAMESPACE
-from .board import broadcaster
-from .clock import ago, iso
 from .database import database_utc, is_unavailable, run_write
 from .extensions import db, socketio
-from .models import Connection, Role, Task, User
-from .notify import push
-from .presence import REVIEWER_NAMESPACE
+from .models import Connection, Role, User
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +31,12 @@ class LocalSocket(NamedTuple):
 
 
 class Runtime:
-    def __init__(self, app, config):
+    def __init__(self, app, config, clock, board):
         self.app = app
         self.config = config
+        self.clock = clock  # this app's (clock.Clock), synced on every heartbeat
+        self.board = board
+        self.sweeper = None  # sweep.Sweep, set by create_app
         self.process_id = uuid.uuid4().hex
         # sid -> LocalSocket, for the sockets connected to this process: what
         # to write back if our lease was lost, what to reconcile the rows with,
@@ -64,7 +60,7 @@ class Runtime:
                       socket.gethostname(), os.getpid())
 
     def sync_clock(self) -> None:
-        offset = clock.sync(lambda: database_utc(db.session))
+        offset = self.clock.sync(lambda: database_utc(db.session))
         if abs(offset.total_seconds()) > 1:
             log.warning("this host's clock is %.1f s off the database's; using the "
                         "database's", offset.total_seconds())
@@ -80,7 +76,7 @@ class Runtime:
                                            self.heartbeat, "heartbeat")
             socketio.start_background_task(self._every, self.config.sweep_seconds,
                                            self.sweep, "sweep")
-            broadcaster.start()
+            self.board.start()
 
     def _join_message_queue(self) -> None:
         """Listen on the message queue from start-up. python-socketio starts
@@ -129,93 +125,13 @@ class Runtime:
             run_write(session, self._register_again)
         self.reconcile()
 
+    def lease_is_fresh(self) -> bool:
+        """Our own lease was renewed within half its length: the database is
+        answering us in time, so we may judge other processes' leases."""
+        return time.monotonic() - self._renewed_at < self.config.lease_seconds / 2
+
     def sweep(self) -> None:
-        cfg, session = self.config, db.session
-        # Judge others' leases only while our own renews on time: if the
-        # database is too slow for us, it is too slow for them as well.
-        if time.monotonic() - self._renewed_at < cfg.lease_seconds / 2:
-            reaped = run_write(session, presence.reap_dead_processes, cfg.lease_seconds,
-                               self.process_id)
-            if reaped:
-                log.info("forgot dead server process(es) %s", ", ".join(reaped))
-        expired = dispatch.expire_overdue(session, cfg.lease_seconds)
-        if expired.value:
-            log.info("expired task(s) past their deadline: %s", expired.value)
-            push(expired)
-        self.follow_up_offers()
-        outcome = dispatch.requeue_abandoned(session, cfg.grace_seconds, cfg.lease_seconds)
-        if outcome.value:
-            log.info("requeued abandoned task(s) %s", outcome.value)
-        push(outcome)
-
-    def follow_up_offers(self) -> None:
-        """Every offer reaches this process's sockets; those left unanswered
-        here are taken back.
-
-        The process holding a reviewer's socket answers for the offer reaching
-        it. An offer made on another process comes through the message queue,
-        which can lose it (Redis down); a copy that does arrive is recorded as
-        delivered here, and its ack recorded here (notify.OfferAwareQueue). So
-        an offer still unacknowledged QC_OFFER_REDELIVER_SECONDS after it was
-        made is sent again, directly, to each of the holder's sockets here
-        that no copy of it reached.
-
-        The ack timeout counts from this process's own delivery
-        (notify.deliveries): QC_ACK_TIMEOUT after it, still unanswered (a
-        frozen tab), the offer is taken back and the reviewer paused. A holder
-        with no socket here is not this process's to judge; with no socket
-        anywhere, it is under the grace period (dispatch.requeue_abandoned),
-        never paused for an offer nobody could receive.
-        """
-        cfg, session = self.config, db.session
-        read_at = time.monotonic()
-        waiting = dispatch.unacknowledged_offers(session)
-        session.rollback()
-        here = {}
-        for sid, sock in list(self.local_sockets.items()):
-            if sock.namespace == REVIEWER_NAMESPACE:
-                here.setdefault(sock.user_id, []).append(sid)
-        now, resend_made_before = time.monotonic(), ago(cfg.offer_redeliver_seconds)
-        current, resend, overdue = set(), {}, []
-        for task_id, holder_id, assigned_at in waiting:
-            offer = notify.Offer(task_id, holder_id, iso(assigned_at))
-            current.add(offer)
-            sids = here.get(holder_id)
-            if not sids:
-                continue
-            record = notify.deliveries.get(offer)
-            if record is not None and record.acked:
-                # A socket here acked it, but the write has not landed (or failed).
-                notify.acks.add(task_id, holder_id)
-            elif record is not None and now - record.first >= cfg.ack_timeout_seconds:
-                overdue.append((task_id, holder_id, assigned_at))
-            elif assigned_at <= resend_made_before:
-                missing = [sid for sid in sids if record is None or sid not in record.sids]
-                if missing:
-                    resend[offer] = missing
-        notify.deliveries.keep_only(current, read_at)
-        if resend:
-            log.info("re-sending %d offer(s) no copy of which reached this process's "
-                     "sockets in %ss", len(resend), cfg.offer_redeliver_seconds)
-            self._redeliver(resend)
-        if overdue:
-            silent = dispatch.take_back_unacknowledged(session, overdue, cfg.lease_seconds)
-            if silent.value:
-                log.info("took back unacknowledged task(s) %s", silent.value)
-                push(silent)
-
-    def _redeliver(self, resend: dict) -> None:
-        session = db.session
-        tasks = {task.id: task.to_dict() for task in session.scalars(
-            sa.select(Task).where(Task.id.in_([offer.task_id for offer in resend])))}
-        session.rollback()  # nothing may stay open across emits
-        for offer, sids in resend.items():
-            task = tasks.get(offer.task_id)
-            # Still this very offer, still unanswered? (read after the first look)
-            if task is not None and task["status"] == dispatch.ASSIGNED \
-                    and task["assignee_id"] == offer.reviewer_id \
-                    and task["assigned_at"] == offer.assigned_at:
-                notify.redeliver(task, offer.reviewer_id, sids)
+        self.sweeper.run(db.session)
 
     def _register_again(self, session) -> None:
         presence.register_process(session, self.process_id, socket.gethostname(), os.getpid())

@@ -1,30 +1,26 @@
-"""Socket.IO handlers. Thin: authenticate, call dispatch, answer, push.
+"""Socket.IO handlers. Thin: authenticate, call the dispatcher, answer, push.
 
 Namespace /reviewer: the connection is the reviewer's presence. Connecting
 records the socket (and the reviewer's return from offline), then hands over
 the held task, a new one, or `idle`. The handlers' acks go out before the
-pushes that follow them (`notify.push_later`).
+pushes that follow them (`Notifier.push_later`).
 """
 import logging
 
-from flask import current_app, request, session
+from flask import request, session
 from flask_socketio import ConnectionRefusedError, join_room
 
-from . import access_log, board, dispatch, limits, metrics, presence
+from . import access_log, board, metrics, presence, state
 from .auth import user_from_token
 from .database import is_unavailable, run_write
 from .errors import Forbidden, QCError, RateLimited, Unauthorized, Unavailable, as_ack
 from .extensions import db, socketio
 from .models import Role
-from .notify import push_later, reviewer_room
+from .notify import reviewer_room
 from .validation import boolean, completion, json_object
 
 log = logging.getLogger(__name__)
 REVIEWER = presence.REVIEWER_NAMESPACE
-
-
-def _config():
-    return current_app.extensions["qc_config"]
 
 
 def _refuse(code: str, message: str):
@@ -66,34 +62,24 @@ def authenticate(auth, role: Role, exact: bool):
     return user
 
 
-def _remember_socket(namespace: str, user, then=None):
-    """Record this socket (within the per-user cap, see presence.admit_socket);
-    with `then`, run dispatch.offer_work in the same transaction and return
-    its outcome."""
-    cfg = _config()
-    runtime = current_app.extensions["qc_runtime"]
+def _admit_board(user) -> None:
+    """Record a /board socket (within the per-user cap, presence.admit_socket)."""
+    cfg, runtime = state.config(), state.runtime()
     sid, user_id, token_version = request.sid, user.id, user.token_version
 
-    def arriving(session, locked_user=None):
-        user = locked_user or presence.lock_user(session, user_id)
-        presence.admit_socket(session, sid, namespace, user, token_version,
+    def arriving(session):
+        row = presence.lock_user(session, user_id)  # first: see admit_socket
+        presence.admit_socket(session, sid, board.NAMESPACE, row, token_version,
                               runtime.process_id, cfg.max_sockets_per_user,
                               cfg.lease_seconds, cfg.grace_seconds)
-    if then is None:
-        run_write(db.session, arriving)
-        outcome = None
-    else:
-        outcome = then(db.session, user_id, arriving=arriving)
-    # Only once its row is committed (Runtime.reconcile relies on it).
-    runtime.socket_connected(sid, namespace, user_id, token_version)
-    return outcome
+    run_write(db.session, arriving)
 
 
 def guarded(handler):
     """Rate-limit the event, and turn refusals and database outages into the
     contract's ack shape."""
     def wrapper(data=None):
-        if not limits.socket_events.allow(request.sid):
+        if not state.limits().socket_events.allow(request.sid):
             return as_ack(RateLimited("too many events; slow down", code="rate_limited"))
         try:
             return handler(data)
@@ -122,21 +108,26 @@ def _reviewer_id() -> int:
 @refusing
 def reviewer_connect(auth=None):
     user = authenticate(auth, Role.REVIEWER, exact=True)
-    outcome = _remember_socket(REVIEWER, user, then=dispatch.offer_work)
+    runtime = state.runtime()
+    outcome = state.dispatcher().connect(db.session, request.sid, user.id, user.token_version,
+                                         runtime.process_id)
+    # Only once its row is committed (Runtime.reconcile relies on it).
+    runtime.socket_connected(request.sid, REVIEWER, user.id, user.token_version)
     session["qc_user_id"] = user.id
     join_room(reviewer_room(user.id))
-    push_later(outcome, sid=request.sid)
+    state.notifier().push_later(outcome, sid=request.sid)
 
 
 def _forget_socket():
-    current_app.extensions["qc_runtime"].socket_gone(request.sid)
-    limits.socket_events.forget(request.sid)
+    state.runtime().socket_gone(request.sid)
+    state.limits().socket_events.forget(request.sid)
     try:
-        run_write(db.session, presence.remove_connection, request.sid, _config().lease_seconds)
+        run_write(db.session, presence.remove_connection, request.sid,
+                  state.config().lease_seconds)
     except Exception:
-        # The sweeper reconciles this process's rows with its live sockets.
+        # The runtime reconciles this process's rows with its live sockets.
         log.exception("could not record the disconnect of %s", request.sid)
-    board.broadcaster.changed()
+    state.board().changed()
 
 
 @socketio.on("disconnect", namespace=REVIEWER)
@@ -151,9 +142,9 @@ def reviewer_complete(data):
     task_id, outcome, note, user_id = completion(data)
     if user_id is not None and user_id != _reviewer_id():
         raise Forbidden("reviewers complete their own tasks only", code="not_your_task")
-    result = dispatch.complete(db.session, _reviewer_id(), task_id, outcome, note)
+    result = state.dispatcher().complete(db.session, _reviewer_id(), task_id, outcome, note)
     metrics.completed("socket", outcome, result, started)
-    push_later(result)
+    state.notifier().push_later(result)
     return {"ok": True, "task_id": task_id, "task": result.value["task"]}
 
 
@@ -161,9 +152,9 @@ def reviewer_complete(data):
 @guarded
 def reviewer_set_availability(data):
     available = boolean(json_object(data, {"available"}), "available")
-    outcome = dispatch.set_availability(db.session, _reviewer_id(), available, _reviewer_id(),
-                                        claim=True)
-    push_later(outcome)
+    outcome = state.dispatcher().set_availability(db.session, _reviewer_id(), available,
+                                                  claim=True)
+    state.notifier().push_later(outcome)
     return {"ok": True, "available": available}
 
 
@@ -173,13 +164,16 @@ def reviewer_set_availability(data):
 @refusing
 def board_connect(auth=None):
     user = authenticate(auth, Role.SUPERVISOR, exact=False)
-    _remember_socket(board.NAMESPACE, user)
+    _admit_board(user)
+    state.runtime().socket_connected(request.sid, board.NAMESPACE, user.id,
+                                     user.token_version)
     join_room(board.ROOM)
-    board.broadcaster.viewers.add(request.sid)
-    board.broadcaster.changed()  # the new board gets the snapshot within FAST seconds
+    broadcaster = state.board()
+    broadcaster.viewers.add(request.sid)
+    broadcaster.changed()  # the new board gets the snapshot within FAST seconds
 
 
 @socketio.on("disconnect", namespace=board.NAMESPACE)
 def board_disconnect(*_reason):
-    board.broadcaster.viewers.discard(request.sid)
+    state.board().viewers.discard(request.sid)
     _forget_socket()

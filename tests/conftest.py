@@ -66,3 +66,85 @@ def app(database, tmp_path):
         from qc_live.extensions import db
         db.session.remove()
         db.engine.dispose()
+
+
+class Floor:
+    """A QC floor in the test database, driven through the dispatch core
+    itself (no server, no sockets): reviewers, processes, their sockets'
+    rows, tasks. `dispatcher` is the app's, bound to its settings."""
+
+    def __init__(self):
+        from qc_live import state
+        self.dispatcher = state.dispatcher()
+        self.config = state.config()
+        self.lease, self.grace = self.config.lease_seconds, self.config.grace_seconds
+
+    @property
+    def session(self):
+        from qc_live.extensions import db
+        return db.session
+
+    def reviewer(self, name: str):
+        """A new reviewer (the ORM object, committed)."""
+        from qc_live.models import Role, User
+        user = User(username=name, password_hash="x", role=Role.REVIEWER.value)
+        self.session.add(user)
+        self.session.commit()
+        return user
+
+    def process(self, process_id: str, heartbeat=None) -> None:
+        """A server process whose lease was last renewed at `heartbeat` (now)."""
+        from qc_live import presence
+        from qc_live.clock import utcnow
+        from qc_live.database import run_write
+        run_write(self.session, presence.register_process, process_id, "host", 1)
+        if heartbeat is not None:
+            self.lease_renewed(process_id, heartbeat)
+
+    def lease_renewed(self, process_id: str, at) -> None:
+        import sqlalchemy as sa
+
+        from qc_live.models import ServerProcess
+        self.session.execute(sa.update(ServerProcess).where(ServerProcess.id == process_id)
+                             .values(heartbeat_at=at, started_at=at))
+        self.session.commit()
+
+    def socket(self, user, sid: str, process_id: str) -> None:
+        """A /reviewer socket's row (what a connect records), without the offer."""
+        from qc_live import presence
+        from qc_live.database import run_write
+
+        def record(session):
+            row = presence.lock_user(session, user.id)
+            presence.add_connection(session, sid, presence.REVIEWER_NAMESPACE, row,
+                                    process_id, self.lease, self.grace)
+        run_write(self.session, record)
+
+    def socket_gone(self, sid: str) -> None:
+        from qc_live import presence
+        from qc_live.database import run_write
+        run_write(self.session, presence.remove_connection, sid, self.lease)
+
+    def tasks(self, *specs: dict) -> list[dict]:
+        """Create tasks (dicts of TaskSpec fields; payload defaults to {})."""
+        from qc_live.lifecycle import TaskSpec
+        return self.dispatcher.create_tasks(
+            self.session, [TaskSpec(**{"payload": {}, **s}) for s in specs], None).value
+
+    def held(self, reviewer_id: int) -> dict | None:
+        return self.dispatcher.current_task(self.session, reviewer_id)
+
+    def task_row(self, task_id: int) -> dict:
+        """The task as GET /tasks/<id> shows it, read afresh."""
+        import sqlalchemy as sa
+
+        from qc_live.models import Task, task_dict
+        row = self.session.execute(sa.select(Task.__table__).where(Task.id == task_id)).first()
+        self.session.rollback()
+        return task_dict(row)
+
+
+@pytest.fixture
+def floor(app):
+    """A Floor on the `app` fixture's database."""
+    return Floor()

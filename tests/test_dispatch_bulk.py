@@ -6,11 +6,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from qc_live import dispatch
+from qc_live import database, state
+from qc_live.queue import DISPATCH_BATCH, free_reviewers
 from qc_live.clock import utcnow
-from qc_live.dispatch import Assigned, TaskSpec
 from qc_live.extensions import db
-from qc_live.models import Connection, Role, ServerProcess, Task, TaskEvent, User
+from qc_live.lifecycle import TaskSpec
+from qc_live.models import Connection, Role, ServerProcess, Task, TaskEvent, User, task_dict
+from qc_live.notices import Assigned
 from qc_live.presence import REVIEWER_NAMESPACE
 
 LEASE = 15
@@ -34,7 +36,11 @@ def floor(count, seed=6):
 
 
 def create(specs):
-    return dispatch.create_tasks(db.session, specs, None, LEASE)
+    return state.dispatcher().create_tasks(db.session, specs, None)
+
+
+def held(reviewer_id):
+    return state.dispatcher().current_task(db.session, reviewer_id)
 
 
 def test_a_bulk_creation_reaches_every_idle_reviewer_once_in_queue_order(app, monkeypatch):
@@ -45,8 +51,8 @@ def test_a_bulk_creation_reaches_every_idle_reviewer_once_in_queue_order(app, mo
     db.session.execute(sa.update(User).where(User.id == paused).values(available=False))
     db.session.execute(sa.delete(Connection).where(Connection.user_id == gone))
     db.session.commit()
-    held = create([TaskSpec(name="held", payload={})]).value[0]
-    assert dispatch.current_task(db.session, holder)["id"] == held["id"]
+    first = create([TaskSpec(name="held", payload={})]).value[0]
+    assert held(holder)["id"] == first["id"]
     free = reviewers[3:]
 
     yields = []
@@ -55,7 +61,7 @@ def test_a_bulk_creation_reaches_every_idle_reviewer_once_in_queue_order(app, mo
         # Between transactions only: a yield inside one would let other
         # writers wait on SQLite's lock, or hold row locks across a switch.
         yields.append(db.session().in_transaction())
-    monkeypatch.setattr(dispatch, "yield_to_loop", yield_to_loop)
+    monkeypatch.setattr(database, "yield_to_loop", yield_to_loop)
 
     # Two priorities, so queue order is not simply creation order.
     specs = [TaskSpec(name=f"t{i}", payload={"n": i}, priority=1 if i % 3 == 0 else 0)
@@ -64,7 +70,7 @@ def test_a_bulk_creation_reaches_every_idle_reviewer_once_in_queue_order(app, mo
 
     created = {t["name"]: t for t in outcome.value}
     queue = sorted(outcome.value, key=lambda t: (-t["priority"], t["created_at"], t["id"]))
-    assert len(free) == 647 > dispatch.DISPATCH_BATCH
+    assert len(free) == 647 > DISPATCH_BATCH
     assert yields and not any(yields), "more than one batch, with yields between them"
 
     notices = outcome.notices
@@ -74,16 +80,16 @@ def test_a_bulk_creation_reaches_every_idle_reviewer_once_in_queue_order(app, mo
         [(r, t["id"]) for r, t in zip(free, queue)]
 
     db.session.rollback()
-    rows = {t.id: t for t in db.session.scalars(sa.select(Task))}
+    rows = {t.id: t for t in db.session.execute(sa.select(Task.__table__))}
     for notice in notices:
         # The pushes carry exactly what a read of the task gives.
-        assert notice.task == rows[notice.task["id"]].to_dict()
+        assert notice.task == task_dict(rows[notice.task["id"]])
         assert notice.task["status"] == "assigned"
         assert notice.task["assignee_id"] == notice.reviewer_id
     holders = [t.holder_id for t in rows.values() if t.holder_id is not None]
     assert len(holders) == len(set(holders)) == 648  # 647 new holders + the earlier one
     assert paused not in holders and gone not in holders
-    assert dispatch.current_task(db.session, holder)["id"] == held["id"]
+    assert held(holder)["id"] == first["id"]
     still_pending = {t.id for t in rows.values() if t.status == "pending"}
     assert still_pending == {t["id"] for t in queue[len(free):]}
     assert len(still_pending) == 53 and created["t0"]["id"] not in still_pending
@@ -92,11 +98,12 @@ def test_a_bulk_creation_reaches_every_idle_reviewer_once_in_queue_order(app, mo
         sa.select(TaskEvent.task_id, TaskEvent.reviewer_id).where(TaskEvent.kind == "assigned")
     ).all()
     assert sorted(assigned_events) == sorted(
-        [(held["id"], holder)] + [(n.task["id"], n.reviewer_id) for n in notices])
+        [(first["id"], holder)] + [(n.task["id"], n.reviewer_id) for n in notices])
 
 
 @pytest.mark.parametrize("batch", [1, 2, 500])
-def test_urgent_tasks_go_first_within_their_priority_and_overdue_ones_never(app, batch):
+def test_urgent_tasks_go_first_within_their_priority_and_overdue_ones_never(app, batch,
+                                                                            monkeypatch):
     now = utcnow()
     minutes = lambda m: now + timedelta(minutes=m)  # noqa: E731
     made = create([
@@ -115,7 +122,9 @@ def test_urgent_tasks_go_first_within_their_priority_and_overdue_ones_never(app,
     db.session.commit()
     reviewers = floor(8)  # one more reviewer than tasks that may go out
 
-    outcome = dispatch.dispatch_pending(db.session, LEASE, batch=batch)
+    dispatcher = state.dispatcher()
+    monkeypatch.setattr(dispatcher, "batch", batch)
+    outcome = dispatcher.dispatch_pending(db.session)
 
     expected = ["urgent-1", "fifo-1", "urgent-0-soon", "urgent-0-late", "fifo-0a", "fifo-0b",
                 "due-later-0"]
@@ -123,7 +132,7 @@ def test_urgent_tasks_go_first_within_their_priority_and_overdue_ones_never(app,
         list(zip(reviewers, expected))
     db.session.rollback()
     assert db.session.get(Task, ids["overdue-2"]).status == "pending"
-    assert dispatch._free_reviewer_ids(db.session, LEASE) == [reviewers[-1]]
+    assert free_reviewers(db.session, LEASE) == [reviewers[-1]]
 
 
 def test_an_urgent_task_created_last_still_goes_to_the_longest_idle(app):

@@ -1,5 +1,6 @@
-"""Property-based: random interleavings of everything that can happen to the
-dispatch module keep its invariants (hypothesis stateful testing, real database).
+"""Property-based: random interleavings of everything that can happen on a floor
+keep the dispatch core's invariants (hypothesis stateful testing, real
+database), driving the dispatcher, the sweep and presence directly.
 
 Invariants checked after every step:
 - a task has at most one holder, and only an assigned task has one;
@@ -9,27 +10,34 @@ Invariants checked after every step:
 And whenever new tasks are dispatched, they go out in dispatch order (priority,
 urgent deadlines within it, then FIFO) to the longest-idle reviewers first.
 dispatch_pending runs in batches of 2 here, so a dispatch spans several.
+
+The machine was checked against deliberate bugs (`test_the_machine_finds...`):
+a completion that does not claim the next task, and a cancel (or expiry) that
+leaves the holder set. Both are found, every run.
 """
 import itertools
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
                                  rule, run_state_machine_as_test)
 
-from qc_live import dispatch, presence
+from qc_live import lifecycle, presence, queue, sql, state, sweep
 from qc_live.clock import utcnow
 from qc_live.database import run_write
-from qc_live.dispatch import URGENT_WINDOW, Assigned, TaskSpec
+from qc_live.dispatch import Dispatcher
 from qc_live.errors import QCError
 from qc_live.extensions import db
+from qc_live.lifecycle import TaskSpec
 from qc_live.models import Connection, Role, ServerProcess, Task, TaskEvent, User
+from qc_live.notices import Assigned
+from qc_live.queue import URGENT_WINDOW
 
-LEASE, GRACE = 15, 30
+LEASE, GRACE = 15, 30  # the app fixture's settings
 REVIEWERS = 3
-dispatch_pending = dispatch.dispatch_pending  # the real one, before the test wraps it
 # New tasks: (priority, due in minutes or None); 10 and 20 are within URGENT_WINDOW.
 TASK_KINDS = st.lists(st.tuples(st.integers(0, 2), st.sampled_from([None, 10, 20, 120])),
                       min_size=1, max_size=6)
@@ -43,6 +51,7 @@ def dispatch_order(task, now):
 
 def machine_for(app):
     counter = itertools.count()
+    dispatcher = state.dispatcher()
 
     class Floor(RuleBasedStateMachine):
         def __init__(self):
@@ -63,6 +72,7 @@ def machine_for(app):
             self.sockets = {}  # sid -> reviewer id
             self.completed = {}  # task id -> frozen fields
             self.task_count = 0
+            self.base = None  # the id before this example's first task (ids keep growing)
 
         def _new_process(self):
             pid = f"p{next(counter)}"
@@ -84,11 +94,9 @@ def machine_for(app):
         def connect(self, who):
             rid = self.reviewers[who]
             sid = f"s{next(counter)}"
-            user = db.session.get(User, rid)
-            run_write(db.session, presence.add_connection, sid, presence.REVIEWER_NAMESPACE,
-                      user, self.process, LEASE, GRACE)
+            version = db.session.scalar(sa.select(User.token_version).where(User.id == rid))
+            dispatcher.connect(db.session, sid, rid, version, self.process)
             self.sockets[sid] = rid
-            dispatch.offer_work(db.session, rid)
 
         @precondition(lambda self: self.sockets)
         @rule(data=st.data())
@@ -101,15 +109,15 @@ def machine_for(app):
         @rule(data=st.data(), outcome=st.sampled_from(["pass", "fail"]))
         def complete_own(self, data, outcome):
             rid = data.draw(st.sampled_from(self._holders()))
-            held = dispatch.current_task(db.session, rid)
-            dispatch.complete(db.session, rid, held["id"], outcome)
+            held = dispatcher.current_task(db.session, rid)
+            dispatcher.complete(db.session, rid, held["id"], outcome)
 
         @rule(who=st.integers(0, REVIEWERS - 1), task=st.integers(1, 12))
         def complete_any(self, who, task):
             """Someone tries to complete an arbitrary task id: it works only if
             it is theirs; anything else is refused and changes nothing."""
             try:
-                dispatch.complete(db.session, self.reviewers[who], task, "pass")
+                dispatcher.complete(db.session, self.reviewers[who], self._id(task), "pass")
             except QCError:
                 pass
 
@@ -117,7 +125,7 @@ def machine_for(app):
         def set_availability(self, who, available):
             rid = self.reviewers[who]
             online = presence.is_online(db.session, rid, LEASE)
-            dispatch.set_availability(db.session, rid, available, rid, claim=online)
+            dispatcher.set_availability(db.session, rid, available, claim=online)
 
         @rule(kinds=TASK_KINDS)
         def create(self, kinds):
@@ -125,29 +133,35 @@ def machine_for(app):
             specs = [TaskSpec(name=f"t{self.task_count + i}", payload={}, priority=priority,
                               deadline=now + timedelta(minutes=due_in) if due_in else None)
                      for i, (priority, due_in) in enumerate(kinds)]
-            dispatch.create_tasks(db.session, specs, None, LEASE)
+            made = dispatcher.create_tasks(db.session, specs, None).value
+            if self.base is None:
+                self.base = made[0]["id"] - 1
             self.task_count += len(specs)
+
+        def _id(self, n):
+            """This example's n-th task id (n past the last: an id no task has)."""
+            return (self.base or 0) + n
 
         @rule(task=st.integers(1, 12))
         def release(self, task):
             try:
-                dispatch.release(db.session, task, None, LEASE)
+                dispatcher.release(db.session, self._id(task), None)
             except QCError:
                 pass
 
         @rule(task=st.integers(1, 12))
         def cancel(self, task):
             try:
-                dispatch.cancel(db.session, task, None, LEASE)
+                dispatcher.cancel(db.session, self._id(task), None)
             except QCError:
                 pass
 
         @rule(task=st.integers(1, 12))
         def deadline_passes(self, task):
-            db.session.execute(sa.update(Task).where(Task.id == task)
+            db.session.execute(sa.update(Task).where(Task.id == self._id(task))
                                .values(deadline=utcnow() - timedelta(seconds=1)))
             db.session.commit()
-            dispatch.expire_overdue(db.session, LEASE)
+            sweep.expire_overdue(dispatcher, db.session)
 
         @rule(who=st.integers(0, REVIEWERS - 1))
         def grace_runs_out(self, who):
@@ -156,17 +170,20 @@ def machine_for(app):
                                                      User.offline_since.is_not(None))
                                .values(offline_since=utcnow() - timedelta(seconds=GRACE + 1)))
             db.session.commit()
-            dispatch.requeue_abandoned(db.session, GRACE, LEASE)
+            sweep.requeue_abandoned(dispatcher, db.session)
 
         @rule()
         def offers_time_out(self):
-            dispatch.take_back_unacknowledged(
-                db.session, dispatch.unacknowledged_offers(db.session), LEASE)
+            offers = db.session.execute(
+                sa.select(Task.id, Task.holder_id, Task.assigned_at)
+                .where(Task.status == "assigned", Task.acked_at.is_(None))).all()
+            sweep.take_back_unacknowledged(dispatcher, db.session, offers)
 
         @rule(who=st.integers(0, REVIEWERS - 1))
         def signs_out(self, who):
             rid = self.reviewers[who]
-            dispatch.sign_out(db.session, rid, None, LEASE, GRACE)
+            from qc_live import accounts
+            accounts.sign_out(dispatcher, db.session, rid, None)
             self.sockets = {sid: r for sid, r in self.sockets.items() if r != rid}
 
         @rule()
@@ -175,7 +192,7 @@ def machine_for(app):
                                .values(heartbeat_at=utcnow() - timedelta(seconds=LEASE + 1)))
             db.session.commit()
             self.process = self._new_process()
-            run_write(db.session, presence.reap_dead_processes, LEASE)
+            run_write(db.session, sweep.reap_dead_processes, LEASE)
             self.sockets.clear()
 
         # --- what must always hold ------------------------------------------
@@ -198,7 +215,7 @@ def machine_for(app):
             pending = db.session.scalar(sa.select(sa.func.count()).where(
                 Task.status == "pending"))
             if pending:
-                free = dispatch._free_reviewer_ids(db.session, LEASE)
+                free = queue.free_reviewers(db.session, LEASE)
                 assert free == [], f"{pending} pending while {free} are free"
 
         @invariant()
@@ -217,28 +234,69 @@ def machine_for(app):
     return Floor
 
 
-def checked_dispatch_pending(session, lease_seconds, batch=None):
+def checked(dispatch_pending):
     """dispatch_pending, checked each time the other transitions call it: the
     first pending tasks in dispatch order went to the longest-idle free reviewers."""
-    free_before = dispatch._free_reviewer_ids(session, lease_seconds, limit=REVIEWERS)
-    outcome = dispatch_pending(session, lease_seconds, batch)
-    handed = [x for x in outcome.notices if isinstance(x, Assigned)]
-    session.rollback()
-    now = utcnow()
-    assert [x.reviewer_id for x in handed] == free_before[:len(handed)]
-    keys = [dispatch_order(session.get(Task, x.task["id"]), now) for x in handed]
-    assert keys == sorted(keys), "handed out in dispatch order"
-    if keys:
-        pending = session.scalars(sa.select(Task).where(Task.status == "pending"))
-        assert all(dispatch_order(t, now) > keys[-1] for t in pending), \
-            "a pending task was ahead of one handed out"
-    return outcome
+    def check(session):
+        free_before = queue.free_reviewers(session, LEASE, limit=REVIEWERS)
+        outcome = dispatch_pending(session)
+        handed = [x for x in outcome.notices if isinstance(x, Assigned)]
+        session.rollback()
+        now = utcnow()
+        assert [x.reviewer_id for x in handed] == free_before[:len(handed)]
+        keys = [dispatch_order(session.get(Task, x.task["id"]), now) for x in handed]
+        assert keys == sorted(keys), "handed out in dispatch order"
+        if keys:
+            pending = session.scalars(sa.select(Task).where(Task.status == "pending"))
+            assert all(dispatch_order(t, now) > keys[-1] for t in pending), \
+                "a pending task was ahead of one handed out"
+        return outcome
+    return check
 
 
-def test_random_interleavings_keep_the_dispatch_invariants(app, monkeypatch):
-    monkeypatch.setattr(dispatch, "DISPATCH_BATCH", 2)
-    monkeypatch.setattr(dispatch, "dispatch_pending", checked_dispatch_pending)
+def run_machine(app, monkeypatch, **settings_):
+    dispatcher = state.dispatcher()
+    monkeypatch.setattr(dispatcher, "batch", 2)
+    monkeypatch.setattr(dispatcher, "dispatch_pending", checked(dispatcher.dispatch_pending))
     run_state_machine_as_test(
         machine_for(app),
         settings=settings(max_examples=50, stateful_step_count=25, deadline=None,
-                          suppress_health_check=list(HealthCheck)))
+                          suppress_health_check=list(HealthCheck), **settings_))
+
+
+def test_random_interleavings_keep_the_dispatch_invariants(app, monkeypatch):
+    run_machine(app, monkeypatch)
+
+
+def _completion_does_not_claim(monkeypatch):
+    finishing = []
+    finish, claim = lifecycle.finish, Dispatcher._claim
+
+    def finish_and_note(w, row, *args):
+        finishing.append(row.holder_id)
+        return finish(w, row, *args)
+
+    def claim_unless_just_finished(self, w, reviewer_id):
+        if finishing and finishing.pop() == reviewer_id:
+            return None
+        return claim(self, w, reviewer_id)
+    monkeypatch.setattr(lifecycle, "finish", finish_and_note)
+    monkeypatch.setattr(Dispatcher, "_claim", claim_unless_just_finished)
+
+
+def _end_keeps_the_holder(monkeypatch):
+    monkeypatch.setattr(sql, "END", sa.update(sql.tasks).where(
+        sql.tasks.c.id == sa.bindparam("task_id")).values(
+        status=sa.bindparam("status"), updated_at=sa.bindparam("now")))
+
+
+@pytest.mark.parametrize("bug", [_completion_does_not_claim, _end_keeps_the_holder],
+                         ids=["completion-does-not-claim", "cancel-keeps-the-holder"])
+def test_the_machine_finds_deliberate_bugs(app, monkeypatch, bug):
+    """A state machine that cannot fail proves nothing: with each bug planted,
+    it must fail (derandomized, so every run explores the same examples)."""
+    bug(monkeypatch)
+    with pytest.raises(AssertionError):
+        # Found is enough: shrinking the example would take minutes.
+        run_machine(app, monkeypatch, derandomize=True, database=None,
+                    phases=[Phase.explicit, Phase.generate])

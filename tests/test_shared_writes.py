@@ -1,4 +1,4 @@
-"""Group commit on SQLite (database.run_write_shared): completions that queue
+"""Group commit on SQLite (group_commit.run_write_shared): completions that queue
 up while one is being written share the next transaction; each caller still
 gets only its own outcome, and one caller's failure costs the others nothing."""
 import threading
@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from live import database_kind
-from qc_live import database
+from qc_live import group_commit
 from qc_live.database import DatabaseUnavailable
 from qc_live.errors import Conflict, QCError
 from qc_live.extensions import db
@@ -25,15 +25,15 @@ def group_of(app, monkeypatch):
     the group; returns each call's value or exception, and the commits made."""
     commits = []
     sa.event.listen(db.engine, "commit", lambda conn: commits.append(1))
-    monkeypatch.setattr(database, "_shared", database._SharedWrites())
+    group = group_commit.group_of(db.engine)
 
     def run(leader_work, *other_works):
         outcomes = [None] * (1 + len(other_works))
 
         def call(index, work):
             try:
-                outcomes[index] = database.run_write_shared(db.session, work,
-                                                            refusals=(QCError,))
+                outcomes[index] = group_commit.run_write_shared(db.session, work,
+                                                                refusals=(QCError,))
             except Exception as exc:  # the test looks at it
                 outcomes[index] = exc
 
@@ -45,19 +45,19 @@ def group_of(app, monkeypatch):
         threads = [threading.Thread(target=in_thread, args=(i + 1, w))
                    for i, w in enumerate(other_works)]
 
-        def others_queue_up(_seconds):
+        def others_queue_up():
             for thread in threads:
                 thread.start()
             deadline = time.monotonic() + 10
-            while len(database._shared.queue) < len(outcomes):
+            while len(group.queue) < len(outcomes):
                 assert time.monotonic() < deadline, "the other callers never queued"
                 threading.Event().wait(0.01)
-        monkeypatch.setattr(database, "backoff_sleep", others_queue_up)
+        monkeypatch.setattr(group_commit, "let_others_queue", others_queue_up)
         commits.clear()
         call(0, leader_work)
         for thread in threads:
             thread.join(10)
-        monkeypatch.setattr(database, "backoff_sleep", None)
+        monkeypatch.setattr(group_commit, "let_others_queue", lambda: None)
         return outcomes, len(commits)
     return run
 
@@ -110,33 +110,34 @@ def test_a_database_failure_goes_to_every_caller_without_reruns(group_of):
 
 def test_the_lead_passes_on_and_a_lone_caller_runs_at_once(app, group_of):
     group_of(_add("ann"), _add("bob"))
-    assert database._shared.leading is False and database._shared.queue == []
-    assert database.run_write_shared(db.session, _add("cid")) == "cid"
+    group = group_commit.group_of(db.engine)
+    assert group.leading is False and group.queue == []
+    assert group_commit.run_write_shared(db.session, _add("cid")) == "cid"
     assert _names() == {"ann", "bob", "cid"}
 
 
 def test_a_leader_stopped_at_its_yield_hands_the_lead_on(app, monkeypatch):
-    monkeypatch.setattr(database, "_shared", database._SharedWrites())
+    group = group_commit.group_of(db.engine)
     results = {}
 
     def bob():
         with app.app_context():
-            results["bob"] = database.run_write_shared(db.session, _add("bob"))
+            results["bob"] = group_commit.run_write_shared(db.session, _add("bob"))
             db.session.remove()
     thread = threading.Thread(target=bob, daemon=True)
     yields = []
 
-    def killed_at_first_yield(_seconds):
+    def killed_at_first_yield():
         yields.append(1)
         if len(yields) == 1:  # ann leads: bob queues behind her, then she is stopped
             thread.start()
-            while len(database._shared.queue) < 2:
+            while len(group.queue) < 2:
                 threading.Event().wait(0.01)
             raise KeyboardInterrupt  # as a killed green thread's GreenletExit would
-    monkeypatch.setattr(database, "backoff_sleep", killed_at_first_yield)
+    monkeypatch.setattr(group_commit, "let_others_queue", killed_at_first_yield)
     with pytest.raises(KeyboardInterrupt):
-        database.run_write_shared(db.session, _add("ann"))
+        group_commit.run_write_shared(db.session, _add("ann"))
     thread.join(10)
     assert results == {"bob": "bob"}  # bob led next instead of waiting forever
     assert _names() == {"bob"}
-    assert database._shared.leading is False and database._shared.queue == []
+    assert group.leading is False and group.queue == []

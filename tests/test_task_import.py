@@ -199,26 +199,27 @@ def test_spreadsheet_columns_left_empty_are_ignored_and_unnamed_values_refused(s
 def test_a_failure_part_way_says_how_far_the_import_got(app, monkeypatch):
     """Batches before the failure stay (each was committed and dispatched);
     the error says so instead of pretending nothing happened."""
-    from qc_live import dispatch, importer
+    from qc_live import importer, state
     from qc_live.extensions import db
     from qc_live.models import Task
     tasks = sa.select(sa.func.count()).select_from(Task)
-    real = dispatch.create_tasks
+    dispatcher = state.dispatcher()
+    real = dispatcher.create_tasks
     failures = {2: OperationalError("INSERT", {}, Exception(2013, "Lost connection")),
                 3: RuntimeError("a bug")}
     for failing_batch, error in failures.items():
         calls = []
 
-        def flaky(session, specs, actor_id, lease_seconds):
+        def flaky(session, specs, actor_id):
             calls.append(len(specs))
             if len(calls) == failing_batch:
                 raise error
-            return real(session, specs, actor_id, lease_seconds)
-        monkeypatch.setattr(dispatch, "create_tasks", flaky)
+            return real(session, specs, actor_id)
+        monkeypatch.setattr(dispatcher, "create_tasks", flaky)
         before = db.session.scalar(tasks)
         parsed = importer.parse("name\n" + "x\n" * 2500, 65536, 100_000)
         with pytest.raises(importer.ImportInterrupted) as raised:
-            importer.create_in_batches(db.session, parsed.specs, None, 15, lambda outcome: None)
+            importer.create_in_batches(db.session, parsed.specs, None, lambda outcome: None)
         done = (failing_batch - 1) * 1000
         assert raised.value.extra == {"created": done, "existing": 0,
                                       "imported_through_line": done + 1}
@@ -232,20 +233,21 @@ def test_a_failure_part_way_says_how_far_the_import_got(app, monkeypatch):
 def test_a_long_json_list_failing_part_way_names_the_last_index_written(app, monkeypatch):
     """POST /tasks sends lists over 1,000 through the same batches; its error
     counts items by their index in the list, not by file lines."""
-    from qc_live import dispatch, importer
-    from qc_live.dispatch import TaskSpec
+    from qc_live import importer, state
     from qc_live.extensions import db
-    real, calls = dispatch.create_tasks, []
+    from qc_live.lifecycle import TaskSpec
+    dispatcher = state.dispatcher()
+    real, calls = dispatcher.create_tasks, []
 
-    def flaky(session, specs, actor_id, lease_seconds):
+    def flaky(session, specs, actor_id):
         calls.append(len(specs))
         if len(calls) == 3:
             raise OperationalError("INSERT", {}, Exception(2013, "Lost connection"))
-        return real(session, specs, actor_id, lease_seconds)
-    monkeypatch.setattr(dispatch, "create_tasks", flaky)
+        return real(session, specs, actor_id)
+    monkeypatch.setattr(dispatcher, "create_tasks", flaky)
     specs = [TaskSpec(name=f"t{n}", payload={}) for n in range(2500)]
     with pytest.raises(importer.ImportInterrupted) as raised:
-        importer.create_in_batches(db.session, list(enumerate(specs)), None, 15,
+        importer.create_in_batches(db.session, list(enumerate(specs)), None,
                                    lambda outcome: None, counted_by="index")
     assert raised.value.extra == {"created": 2000, "existing": 0,
                                   "imported_through_index": 1999}
