@@ -2,12 +2,16 @@
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
 
+from .api import api
 from .extensions import db
+from .schemas import Health, Unhealthy
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@api("Health", "anyone", public=True, answers={
+    200: (Health, "the database answers"), 503: (Unhealthy, "the database does not answer")})
 def healthz():
     runtime = current_app.extensions["qc_runtime"]
     try:

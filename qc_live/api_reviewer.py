@@ -9,13 +9,14 @@ from flask import Blueprint, current_app, jsonify
 from flask_jwt_extended import current_user
 
 from . import dispatch, metrics, presence
+from .api import api
 from .auth import role_required
 from .database import run_write
 from .errors import Forbidden
 from .extensions import db
 from .models import Role
 from .notify import push
-from .validation import MAX_ID, boolean, completion, integer, json_body, json_object
+from .schemas import Availability, AvailabilitySet, Completed, Completion, HeldTask
 
 bp = Blueprint("reviewer_api", __name__)
 
@@ -33,6 +34,8 @@ def _delivered(task: dict | None) -> None:
 
 @bp.get("/me/task")
 @role_required(Role.REVIEWER, exact=True)
+@api("The task you hold", "a reviewer", answers={200: (HeldTask, "the task or null")},
+     errors=(401, 403))
 def my_task():
     _seen()
     task = dispatch.current_task(db.session, current_user.id)
@@ -42,9 +45,12 @@ def my_task():
 
 @bp.post("/complete_task")
 @role_required(Role.REVIEWER, exact=True)
-def complete_task():
+@api("Complete your task", "a reviewer, for its own task", body=Completion,
+     answers={200: (Completed, "the completed and the next task")},
+     errors=(401, 403, 404, 409))
+def complete_task(body: Completion):
     started = metrics.clock()
-    task_id, outcome, note, user_id = completion(json_body())
+    task_id, outcome, note, user_id = body.task_id, body.outcome, body.note, body.user_id
     if user_id is not None and user_id != current_user.id:
         raise Forbidden("reviewers complete their own tasks only", code="not_your_task")
     _seen()
@@ -60,11 +66,12 @@ def complete_task():
 
 @bp.put("/availability")
 @role_required(Role.REVIEWER)
-def availability():
+@api("Pause or resume a reviewer", "a reviewer for itself; a supervisor for any reviewer",
+     body=Availability, answers={200: (AvailabilitySet, "the new state")},
+     errors=(401, 403, 404))
+def availability(body: Availability):
     cfg = current_app.extensions["qc_config"]
-    data = json_object(json_body(), {"availability", "user_id"})
-    available = boolean(data, "availability")
-    target = integer(data, "user_id", required=False, low=1, high=MAX_ID)
+    available, target = body.availability, body.user_id
     me = current_user.id
     if target is None or target == me:
         if current_user.role != Role.REVIEWER.value:
