@@ -1,5 +1,5 @@
 """Declaring a REST route once: `@api(...)`, under the route's `@bp.<method>`
-and its role check, parses the request into the route's models (schemas.py)
+and its role check, parses the request into the route's models (schemas/)
 and describes the route for the OpenAPI document (openapi.py).
 
     @bp.patch("/tasks/<int:task_id>")
@@ -8,8 +8,8 @@ and describes the route for the OpenAPI document (openapi.py).
          answers={200: (Task, "the task as it is now")}, errors=(401, 403, 404, 409))
     def patch_task(task_id: int, body: TaskChanges): ...
 
-The view gets `body=` (a schemas.Body: the JSON body) and `query=` (a
-schemas.Query: the query string) already checked. Request bodies are JSON,
+The view gets `body=` (a schemas.base.Body: the JSON body) and `query=` (a
+schemas.base.Query: the query string) already checked. Request bodies are JSON,
 declared as such (415 otherwise).
 """
 from dataclasses import dataclass
@@ -19,7 +19,7 @@ from flask import current_app, request
 
 from . import database
 from .errors import BadRequest, UnsupportedMediaType
-from .schemas import strict_json
+from .schemas.base import strict_json
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,13 @@ def api(summary: str, who: str, *, answers: dict, errors=(), body=None, query=No
         description: str | None = None, public: bool = False, tag: str | None = None):
     """Declare a route. `who` says which roles may call it (for people: the
     role check itself is `auth.role_required`). `answers` maps a success
-    status to (a schemas model or a Media or None, what it means); `errors`
-    lists the error statuses besides those a body or query string brings
-    (400 and 422, and 415 for a JSON body). `body` is a schemas.Body (or
-    NewTasks) parsed from the JSON body, or a dict of media types the view
-    reads itself; `query` a schemas.Query. `public`: no token needed. `tag`
-    defaults to the blueprint's (openapi.TAGS)."""
+    status to (a model of schemas.answers, a Media or None; what it means).
+    `errors` lists the error statuses besides those a body or a query string
+    brings (400 and 422, and 415 for a JSON body). `body` is a request model
+    (a Body, or NewTasks) parsed from the JSON body, or a dict of media type
+    to schema for a body the view reads itself; `query` a Query model.
+    `public`: no token needed. `tag` defaults to the blueprint's
+    (openapi.TAGS)."""
     route = Route(summary, who, answers, tuple(errors), body, query, description, public, tag)
 
     def decorate(view):
@@ -69,7 +70,7 @@ def api(summary: str, who: str, *, answers: dict, errors=(), body=None, query=No
 
 
 def validation_context() -> dict:
-    """What the models need from the configuration (schemas.NewTask)."""
+    """What the models need from the configuration (schemas.fields)."""
     config = current_app.extensions["qc_config"]
     return {"max_payload_bytes": config.max_payload_bytes,
             "max_tasks": config.max_tasks_per_request, "pause": database.yield_to_loop}

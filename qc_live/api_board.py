@@ -6,7 +6,7 @@ from .auth import role_required
 from .board import snapshot
 from .extensions import db
 from .models import Role
-from .schemas import Board
+from .schemas.answers import Board
 
 bp = Blueprint("board", __name__)
 

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, jsonify
 
 from .api import api
 from .extensions import db
-from .schemas import Health, Unhealthy
+from .schemas.answers import Health, Unhealthy
 
 bp = Blueprint("health", __name__)
 

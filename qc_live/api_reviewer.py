@@ -16,7 +16,8 @@ from .errors import Forbidden
 from .extensions import db
 from .models import Role
 from .notify import push
-from .schemas import Availability, AvailabilitySet, Completed, Completion, HeldTask
+from .schemas.answers import AvailabilitySet, Completed, HeldTask
+from .schemas.requests import Availability, Completion
 
 bp = Blueprint("reviewer_api", __name__)
 

@@ -8,7 +8,7 @@ from .board import snapshot
 from .errors import Forbidden, Invalid, NotFound
 from .extensions import db
 from .models import MAX_ID, Role, User
-from .schemas import FloorStats, ReviewerStats
+from .schemas.answers import FloorStats, ReviewerStats
 from .stats import reviewer_stats
 
 bp = Blueprint("stats", __name__)

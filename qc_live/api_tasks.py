@@ -14,8 +14,8 @@ from .history import task_events
 from .listing import list_tasks
 from .models import MAX_ID, Role
 from .notify import push
-from .schemas import (AssignTask, Assigned, CreatedTasks, ImportOptions, ImportResult,
-                      NewTasks, Task, TaskChanges, TaskHistory, TaskListing, TaskPage)
+from .schemas.answers import Assigned, CreatedTasks, ImportResult, Task, TaskHistory, TaskPage
+from .schemas.requests import AssignTask, ImportOptions, NewTasks, TaskChanges, TaskListing
 
 bp = Blueprint("tasks", __name__)
 

@@ -14,8 +14,9 @@ from .errors import Conflict, Forbidden, NotFound
 from .extensions import db
 from .models import MAX_ID, Role, Task, TaskStatus, User, username_key
 from .presence import logged_in, sockets_of
-from .schemas import NewUser, PasswordChange, SignedOut, Tokens, UserChanges, Users
-from .schemas import User as UserRow
+from .schemas.answers import SignedOut, Tokens, Users
+from .schemas.answers import User as UserRow
+from .schemas.requests import NewUser, PasswordChange, UserChanges
 from .text import MIN_PASSWORD, check_username  # noqa: F401 (MIN_PASSWORD: the CLI's)
 
 bp = Blueprint("users", __name__)

@@ -22,7 +22,8 @@ from .api import api
 from .errors import Conflict, Forbidden, Invalid, RateLimited, Unauthorized
 from .extensions import db, jwt
 from .models import MAX_ID, Role, User, username_key
-from .schemas import AccessToken, Login, Message, Tokens
+from .schemas.answers import AccessToken, Message, Tokens
+from .schemas.requests import Login
 
 bp = Blueprint("auth", __name__)
 

@@ -20,7 +20,7 @@ naming the columns (any order, case and surrounding blanks ignored): `name`
 An empty cell means "not given". Blank rows are skipped, and so are columns
 that are blank from the header down (spreadsheets save trailing empty
 columns); a column with values but no name is refused. Each row is checked
-by the model of POST /tasks (schemas.NewTask), once its cells are read as
+by the model of POST /tasks (schemas.requests.NewTask), once its cells are read as
 JSON values (`_row`).
 """
 import csv
@@ -38,7 +38,8 @@ from .database import is_unavailable
 from .dispatch import TaskSpec
 from .errors import BadRequest, Invalid, QCError
 from .models import Task
-from .schemas import NewTask, problems, strict_json
+from .schemas.base import problems, strict_json
+from .schemas.requests import NewTask
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Generated from the app: every route of its URL map, as its `@api`
 declaration describes it (api.py), with the schemas of its models
-(schemas.py, through pydantic's JSON Schema). A route without a declaration
+(schemas/, through pydantic's JSON Schema). A route without a declaration
 is an error. Copied to docs/openapi.json with
 `python -m qc_live.openapi > docs/openapi.json` (a test checks the copy is
 current). Socket.IO events are outside OpenAPI's reach: docs/api.md
@@ -16,7 +16,8 @@ from flask import Blueprint, current_app, jsonify
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from .api import Media, Route, api
-from .schemas import Error, Query
+from .schemas.answers import Error
+from .schemas.base import Query
 
 bp = Blueprint("openapi", __name__)
 

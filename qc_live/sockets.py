@@ -17,7 +17,7 @@ from .errors import Forbidden, QCError, RateLimited, Unauthorized, Unavailable, 
 from .extensions import db, socketio
 from .models import Role
 from .notify import push_later, reviewer_room
-from .schemas import Completion, SocketAvailability
+from .schemas.requests import Completion, SocketAvailability
 
 log = logging.getLogger(__name__)
 REVIEWER = presence.REVIEWER_NAMESPACE

@@ -1,7 +1,7 @@
 """What text may hold: names, notes, usernames and passwords.
 
 Plain functions raising the project's errors, so the request schemas
-(schemas.py), the CLI and the first start share them. A lone surrogate (JSON
+(schemas/), the CLI and the first start share them. A lone surrogate (JSON
 "\\ud800") is a type error (400 invalid_text): no database stores it; the
 rest are value errors (422).
 """

@@ -6,8 +6,8 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from qc_live.errors import QCError
-from qc_live.schemas import (Completion, NewTasks, NewUser, TaskChanges, TaskListing,
-                             UserChanges)
+from qc_live.schemas.requests import (Completion, NewTasks, NewUser, TaskChanges, TaskListing,
+                                      UserChanges)
 
 CONTEXT = {"max_payload_bytes": 100, "max_tasks": 10, "pause": lambda: None}
 
