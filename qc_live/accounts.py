@@ -25,11 +25,10 @@ from .lifecycle import ASSIGNED, Work
 from .models import Role, Task, TaskStatus, User, username_key
 from .notices import Outcome, Revoked
 from .presence import logged_in, sockets_of
-from .validation import check_username
+from .text import check_username
 
 log = logging.getLogger(__name__)
 
-MIN_PASSWORD = 8
 # Checked when the username is unknown, so both paths cost the same time.
 _DUMMY_HASH = generate_password_hash("not a real password")
 
@@ -125,13 +124,6 @@ def _other_active_admin(session, user_id: int) -> bool:
     return session.scalar(sa.select(User.id).where(
         User.role == Role.ADMIN.value, User.active.is_(True), User.id != user_id).limit(1)) \
         is not None
-
-
-def _check_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD:
-        raise Invalid(f"the password needs at least {MIN_PASSWORD} characters",
-                      code="weak_password")
-    return password
 
 
 def update_account(session, user_id: int, username=None, role=None, password=None,

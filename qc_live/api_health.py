@@ -3,12 +3,16 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify
 
 from . import state
+from .api import api
 from .extensions import db
+from .schemas.answers import Health, Unhealthy
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@api("Health", "anyone", public=True, answers={
+    200: (Health, "the database answers"), 503: (Unhealthy, "the database does not answer")})
 def healthz():
     runtime = state.runtime()
     try:

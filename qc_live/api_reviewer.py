@@ -13,23 +13,30 @@ from . import metrics, presence, state
 from .auth import role_required
 from .errors import Forbidden
 from .extensions import db
+from .api import api
 from .models import Role
-from .validation import MAX_ID, boolean, completion, integer, json_body, json_object
+from .schemas.answers import AvailabilitySet, Completed, HeldTask
+from .schemas.requests import Availability, Completion
 
 bp = Blueprint("reviewer_api", __name__)
 
 
 @bp.get("/me/task")
 @role_required(Role.REVIEWER, exact=True)
+@api("The task you hold", "a reviewer", answers={200: (HeldTask, "the task or null")},
+     errors=(401, 403))
 def my_task():
     return jsonify({"task": state.dispatcher().my_task(db.session, current_user.id)})
 
 
 @bp.post("/complete_task")
 @role_required(Role.REVIEWER, exact=True)
-def complete_task():
+@api("Complete your task", "a reviewer, for its own task", body=Completion,
+     answers={200: (Completed, "the completed and the next task")},
+     errors=(401, 403, 404, 409))
+def complete_task(body: Completion):
     started = metrics.clock()
-    task_id, outcome, note, user_id = completion(json_body())
+    task_id, outcome, note, user_id = body.task_id, body.outcome, body.note, body.user_id
     if user_id is not None and user_id != current_user.id:
         raise Forbidden("reviewers complete their own tasks only", code="not_your_task")
     result = state.dispatcher().complete(db.session, current_user.id, task_id, outcome, note,
@@ -44,10 +51,11 @@ def complete_task():
 
 @bp.put("/availability")
 @role_required(Role.REVIEWER)
-def availability():
-    data = json_object(json_body(), {"availability", "user_id"})
-    available = boolean(data, "availability")
-    target = integer(data, "user_id", required=False, low=1, high=MAX_ID)
+@api("Pause or resume a reviewer", "a reviewer for itself; a supervisor for any reviewer",
+     body=Availability, answers={200: (AvailabilitySet, "the new state")},
+     errors=(401, 403, 404))
+def availability(body: Availability):
+    available, target = body.availability, body.user_id
     me = current_user.id
     dispatcher = state.dispatcher()
     if target is None or target == me:

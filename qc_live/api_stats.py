@@ -3,19 +3,22 @@ from flask import Blueprint, jsonify
 from flask_jwt_extended import current_user
 
 from . import state
+from .api import api
 from .auth import role_required
 from .board import snapshot
 from .errors import Forbidden, Invalid, NotFound
 from .extensions import db
-from .models import Role, User
+from .models import MAX_ID, Role, User
+from .schemas.answers import FloorStats, ReviewerStats
 from .stats import reviewer_stats
-from .validation import MAX_ID
 
 bp = Blueprint("stats", __name__)
 
 
 @bp.get("/stats")
 @role_required(Role.SUPERVISOR)
+@api("Queue and reviewer stats", "a supervisor", answers={200: (FloorStats, "the figures")},
+     errors=(401, 403))
 def floor_stats():
     """The board's queue figures and per-reviewer stats, without the live
     reviewer list: {"queue": {pending, assigned, by_priority,
@@ -33,6 +36,8 @@ def floor_stats():
 
 @bp.get("/users/<int:user_id>/stats")
 @role_required(Role.REVIEWER)
+@api("One reviewer's stats", "a supervisor; a reviewer for itself",
+     answers={200: (ReviewerStats, "the reviewer's figures")}, errors=(401, 403, 404, 422))
 def user_stats(user_id: int):
     """One reviewer's stats: supervisors for anyone, a reviewer for itself."""
     if Role(current_user.role).rank < Role.SUPERVISOR.rank and user_id != current_user.id:

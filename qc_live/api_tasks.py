@@ -5,15 +5,17 @@ from flask_jwt_extended import current_user
 from sqlalchemy.exc import IntegrityError
 
 from . import importer, state
+from .api import api
 from .auth import role_required
 from .database import yield_to_loop
 from .errors import BadRequest, Conflict, NotFound, UnsupportedMediaType
 from .extensions import db
 from .history import task_events
 from .listing import list_tasks
-from .models import Role
-from .validation import (MAX_ID, integer, json_body, json_object, query_flag, query_params,
-                         task_changes, task_query, task_specs)
+from .models import MAX_ID, Role
+from .schemas.answers import Assigned, CreatedTasks, ImportResult, Task, TaskHistory, TaskPage
+from .lifecycle import TaskSpec
+from .schemas.requests import AssignTask, ImportOptions, NewTasks, TaskChanges, TaskListing
 
 bp = Blueprint("tasks", __name__)
 
@@ -27,10 +29,15 @@ def _existing_id(task_id: int) -> int:
 
 @bp.post("/tasks")
 @role_required(Role.SUPERVISOR)
-def create_tasks():
+@api("Create one task or a list", "a supervisor", body=NewTasks,
+     answers={201: (CreatedTasks, "the tasks, in input order")}, errors=(401, 403, 409, 413, 503),
+     description="Every item is checked first: one bad item refuses the list (invalid_tasks, "
+     "with `rows`). At most 100,000 tasks. Lists of more than 1,000 are written in batches of "
+     "1,000 (each a transaction, dispatched at once); if the database fails part-way the "
+     "error says how far it got (created, imported_through_index).")
+def create_tasks(body: list):
     cfg = state.config()
-    specs = task_specs(json_body(), cfg.max_payload_bytes, cfg.max_tasks_per_request,
-                       pause=yield_to_loop)
+    specs = [TaskSpec(**dict(task)) for task in body]
     if len(specs) > importer.BATCH_SIZE:
         return _create_in_batches(specs, cfg)
     try:
@@ -65,13 +72,20 @@ def _create_in_batches(specs, cfg):
 
 @bp.get("/tasks")
 @role_required(Role.SUPERVISOR)
-def get_tasks():
+@api("List tasks", "a supervisor", query=TaskListing, errors=(401, 403),
+     answers={200: (TaskPage, "one page and the cursor of the next")},
+     description="Keyset pagination: pass next_cursor back as `cursor` (with the same "
+     "order_by) until it is null. Unknown parameters are 400.")
+def get_tasks(query: TaskListing):
     """A page of tasks; see listing.py for the orders and the cursor."""
-    tasks, next_cursor = list_tasks(db.session, task_query(request.args))
+    tasks, next_cursor = list_tasks(db.session, query.task_query())
     return jsonify({"tasks": tasks, "next_cursor": next_cursor})
 
 
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")
+CSV_UPLOAD = {"multipart/form-data": {"type": "object", "properties": {
+    "file": {"type": "string", "format": "binary"}}, "required": ["file"]},
+    "text/csv": {"type": "string"}}
 
 
 def _upload() -> bytes:
@@ -95,11 +109,21 @@ def _after_batch(outcome) -> None:
 
 @bp.post("/tasks/import")
 @role_required(Role.SUPERVISOR)
-def import_tasks():
+@api("Import tasks from a CSV file", "a supervisor", body=CSV_UPLOAD, query=ImportOptions,
+     answers={201: (ImportResult, "what was imported")},
+     errors=(400, 401, 403, 409, 413, 422, 503),
+     description="UTF-8 CSV with a header row: name (required), priority, deadline, "
+     "external_id, payload (a JSON object); an empty cell means not given. Every row is "
+     "checked first: with any bad row nothing is imported (400/422 invalid_tasks listing "
+     "the rows), unless skip_invalid=1, which imports the valid rows and lists the skipped "
+     "ones. Rows are created in batches of 1,000 (each a transaction, dispatched at once). "
+     "At most 100,000 rows and 64 MiB. If the database fails part-way the error says how far "
+     "it got (created, imported_through_line).")
+def import_tasks(query: ImportOptions):
     """Import a CSV of tasks (see importer.py for the file and the policy)."""
     cfg = state.config()
     request.max_content_length = cfg.max_import_bytes
-    skip_invalid = query_flag(query_params(request.args, {"skip_invalid"}), "skip_invalid")
+    skip_invalid = query.skip_invalid
     parsed = importer.parse(importer.decode(_upload()), cfg.max_payload_bytes,
                             cfg.max_tasks_per_request, pause=yield_to_loop)
     if parsed.problems and not skip_invalid:
@@ -116,6 +140,8 @@ def import_tasks():
 
 @bp.get("/tasks/<int:task_id>")
 @role_required(Role.REVIEWER)
+@api("One task", "a supervisor; a reviewer for a task it holds or held",
+     answers={200: (Task, "the task")}, errors=(401, 403, 404))
 def get_task(task_id: int):
     return jsonify(state.dispatcher().task_for_reader(db.session, _existing_id(task_id),
                                                       current_user))
@@ -123,10 +149,15 @@ def get_task(task_id: int):
 
 @bp.patch("/tasks/<int:task_id>")
 @role_required(Role.SUPERVISOR)
-def patch_task(task_id: int):
+@api("Edit or cancel a task", "a supervisor", body=TaskChanges,
+     answers={200: (Task, "the task as it is now")}, errors=(401, 403, 404, 409),
+     description="Edits go to a holder at once (task-assigned again, same id); cancelling "
+     "an assigned task sends its holder task-revoked (cancelled) and then its next task. "
+     "Finished tasks are 409 task_final. Only deadline may be null.")
+def patch_task(task_id: int, body: TaskChanges):
     """Edit name/payload/priority/deadline, or cancel. The holder sees the
     new version at once (task-assigned again), or task-revoked on cancel."""
-    changes = task_changes(json_body(), state.config().max_payload_bytes)
+    changes = body.changes()
     outcome = state.dispatcher().update_task(db.session, _existing_id(task_id), changes,
                                              current_user.id)
     state.notifier().push(outcome)
@@ -135,6 +166,8 @@ def patch_task(task_id: int):
 
 @bp.get("/tasks/<int:task_id>/history")
 @role_required(Role.REVIEWER)
+@api("A task's history", "a supervisor; a reviewer for a task it holds or held",
+     answers={200: (TaskHistory, "every transition, oldest first")}, errors=(401, 403, 404))
 def task_history(task_id: int):
     """Supervisors: any task. Reviewers: a task they hold or held."""
     task = state.dispatcher().task_for_reader(db.session, _existing_id(task_id), current_user)
@@ -143,6 +176,9 @@ def task_history(task_id: int):
 
 @bp.post("/tasks/<int:task_id>/release")
 @role_required(Role.SUPERVISOR)
+@api("Take a task back into the queue", "a supervisor",
+     answers={200: (Task, "the task, pending again (it keeps its place)")},
+     errors=(401, 403, 404, 409))
 def release_task(task_id: int):
     outcome = state.dispatcher().release(db.session, _existing_id(task_id), current_user.id)
     state.notifier().push(outcome)
@@ -151,9 +187,10 @@ def release_task(task_id: int):
 
 @bp.post("/assign_task")
 @role_required(Role.SUPERVISOR)
-def assign_task():
-    data = json_object(json_body(), {"task_id"})
-    task_id = integer(data, "task_id", low=1, high=MAX_ID)
+@api("Send a pending task out now", "a supervisor", body=AssignTask, errors=(401, 403, 404, 409),
+     answers={200: (Assigned, "assigned to the longest-idle free reviewer, or still pending")})
+def assign_task(body: AssignTask):
+    task_id = body.task_id
     outcome = state.dispatcher().assign_task(db.session, task_id, current_user.id)
     state.notifier().push(outcome)
     task = outcome.value

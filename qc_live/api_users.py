@@ -5,32 +5,25 @@ from flask_jwt_extended import current_user
 from werkzeug.security import check_password_hash
 
 from . import state
-from .accounts import (MIN_PASSWORD, _check_password, change_password, create_user,
-                       may_manage, update_account, user_rows)
+from .accounts import change_password, create_user, may_manage, update_account, user_rows
+from .api import api
 from .auth import issue_tokens, revoke_sessions, role_required
-from .errors import BadRequest, Conflict, Forbidden, Invalid, NotFound
+from .errors import Conflict, Forbidden, NotFound
 from .extensions import db
-from .models import Role, User
-from .validation import (ANY_TEXT, MAX_ID, boolean, json_body, json_object, no_nulls, string,
-                         username_field)
+from .models import MAX_ID, Role, User
+from .schemas.answers import SignedOut, Tokens, Users
+from .schemas.answers import User as UserRow
+from .schemas.requests import NewUser, PasswordChange, UserChanges
 
 bp = Blueprint("users", __name__)
 
 
 @bp.post("/users")
 @role_required(Role.SUPERVISOR)
-def post_user():
-    data = json_object(json_body(), {"username", "password", "role"})
-    name = username_field(data)
-    password = string(data, "password", max_length=1024, allow_empty=True, text=ANY_TEXT)
-    role_name = string(data, "role", required=False, max_length=16) or Role.REVIEWER.value
-    try:
-        role = Role(role_name)
-    except ValueError:
-        raise Invalid("'role' must be reviewer, supervisor or admin", code="bad_role") from None
-    if len(password) < MIN_PASSWORD:
-        raise Invalid(f"'password' needs at least {MIN_PASSWORD} characters",
-                      code="weak_password")
+@api("Create a user", "an admin; a supervisor for reviewers", body=NewUser,
+     answers={201: (UserRow, "the new user")}, errors=(401, 403, 409))
+def post_user(body: NewUser):
+    name, password, role = body.username, body.password, body.role
     if not may_manage(current_user, role):
         raise Forbidden(f"a {current_user.role} cannot create a {role.value}")
     user = create_user(db.session, name, password, role)
@@ -39,6 +32,7 @@ def post_user():
 
 @bp.get("/users")
 @role_required(Role.SUPERVISOR)
+@api("List users", "a supervisor", answers={200: (Users, "every account")}, errors=(401, 403))
 def list_users():
     return jsonify({"users": user_rows(db.session, state.config())})
 
@@ -58,31 +52,20 @@ def _managed_user(user_id: int) -> User:
 
 @bp.patch("/users/<int:user_id>")
 @role_required(Role.SUPERVISOR)
-def patch_user(user_id: int):
+@api("Change a user", "an admin; a supervisor for reviewers (not their role)",
+     body=UserChanges, answers={200: (UserRow, "the user as it is now")},
+     errors=(401, 403, 404, 409),
+     description="Changing the role, resetting the password or active=false signs the user "
+     "out everywhere (tokens, sockets, held task back to the queue). The last active admin "
+     "cannot be demoted or deactivated (409 last_admin), nobody deactivates themselves "
+     "(409 cannot_deactivate_self).")
+def patch_user(user_id: int, body: UserChanges):
     """Rename, change role (admins), (de)activate, reset the password.
 
     Changing the role, resetting the password or deactivating signs the user
     out everywhere (auth.revoke_sessions): its tokens die, its sockets are
     disconnected and a held task goes back to the queue."""
-    data = json_object(json_body(), {"username", "role", "active", "password"})
-    if not data:
-        raise BadRequest("nothing to change: give username, role, active or password",
-                         code="empty_patch")
-    no_nulls(data, data.keys())
-    name = username_field(data, required=False)
-    role = None
-    if "role" in data:
-        role_name = string(data, "role", max_length=16)
-        try:
-            role = Role(role_name)
-        except ValueError:
-            raise Invalid("'role' must be reviewer, supervisor or admin",
-                          code="bad_role") from None
-    active = boolean(data, "active", required=False)
-    password = string(data, "password", required=False, max_length=1024, allow_empty=True,
-                      text=ANY_TEXT)
-    if password is not None:
-        _check_password(password)
+    name, role, active, password = body.username, body.role, body.active, body.password
     target = _managed_user(user_id)
     if role is not None and current_user.role != Role.ADMIN.value:
         raise Forbidden("only admins change roles")
@@ -98,6 +81,9 @@ def patch_user(user_id: int):
 
 @bp.delete("/users/<int:user_id>")
 @role_required(Role.SUPERVISOR)
+@api("Deactivate a user", "an admin; a supervisor for reviewers",
+     answers={204: (None, "deactivated (the account and its history stay)")},
+     errors=(401, 403, 404, 409))
 def delete_user(user_id: int):
     """Deactivate: the account stays (history names it) but can no longer log
     in; its tokens die, its sockets are disconnected, a held task returns to
@@ -112,6 +98,8 @@ def delete_user(user_id: int):
 
 @bp.post("/users/<int:user_id>/sign-out")
 @role_required(Role.SUPERVISOR)
+@api("Force a user offline", "an admin; a supervisor for reviewers", errors=(401, 403, 404),
+     answers={200: (SignedOut, "signed out; `task` is the task that went back to the queue")})
 def sign_out_user(user_id: int):
     """Force a user offline: tokens revoked, sockets disconnected, a held task
     back to the queue at once (no grace period)."""
@@ -124,15 +112,16 @@ def sign_out_user(user_id: int):
 
 @bp.post("/me/password")
 @role_required(Role.REVIEWER)
-def change_own_password():
+@api("Change your own password", "any user", body=PasswordChange,
+     answers={200: (Tokens, "fresh tokens (with a message)")}, errors=(401, 403),
+     description="Every earlier token of the user dies and its sockets are disconnected; the "
+     "answer carries fresh tokens. A reviewer keeps its task if it reconnects within the "
+     "grace period. 403 wrong_password if current_password is wrong.")
+def change_own_password(body: PasswordChange):
     """Any user, for itself. Every token of the user dies (other devices must
     log in again) and its sockets are disconnected; the answer carries fresh
     tokens. A reviewer's task is kept if it reconnects within the grace period."""
-    data = json_object(json_body(), {"current_password", "new_password"})
-    current = string(data, "current_password", max_length=1024, allow_empty=True,
-                     text=ANY_TEXT)
-    new = _check_password(string(data, "new_password", max_length=1024, allow_empty=True,
-                                 text=ANY_TEXT))
+    current, new = body.current_password, body.new_password
     if not check_password_hash(current_user.password_hash, current):
         raise Forbidden("the current password is wrong", code="wrong_password")
     user_id = current_user.id

@@ -14,11 +14,12 @@ from flask_jwt_extended import (create_access_token, create_refresh_token, curre
 
 from . import accounts, state
 from .accounts import verify_login
+from .api import api
 from .errors import Forbidden, RateLimited, Unauthorized
 from .extensions import db, jwt
-from .models import Role, User
-from .validation import ANY_TEXT, MAX_ID, MAX_USERNAME, json_body, json_object, string, \
-    username_key
+from .models import MAX_ID, Role, User, username_key
+from .schemas.answers import AccessToken, Message, Tokens
+from .schemas.requests import Login
 
 bp = Blueprint("auth", __name__)
 
@@ -118,12 +119,14 @@ def role_required(role: Role, exact: bool = False):
 
 
 @bp.post("/login")
-def login():
-    data = json_object(json_body(), {"username", "password"})
-    # Any text: a name is only looked up here (an account made before the
-    # rules on names must still log in).
-    username = string(data, "username", max_length=MAX_USERNAME, text=ANY_TEXT)
-    password = string(data, "password", max_length=1024, allow_empty=True, text=ANY_TEXT)
+@api("Log in", "anyone", body=Login, answers={200: (Tokens, "tokens and the user")},
+     errors=(401, 429), public=True,
+     description="The name is found by its exact spelling, else ignoring case. Failed logins "
+     "are throttled: after 10 failures for one username from one client address, or 50 from "
+     "one address, within 5 minutes, 429 too_many_attempts with Retry-After (a success "
+     "clears its name and address, a new password clears the name).")
+def login(body: Login):
+    username, password = body.username, body.password
     address = request.remote_addr or "?"
     # Per name (ignoring case, as names are found) and address, and per
     # address: a guesser is slowed, the owner elsewhere still logs in.
@@ -144,6 +147,8 @@ def login():
 
 @bp.post("/refresh")
 @jwt_required(refresh=True)
+@api("A new access token", "a refresh token in the Authorization header", errors=(401,),
+     answers={200: (AccessToken, "a fresh access token")})
 def refresh():
     claims = {"role": current_user.role, "ver": current_user.token_version}
     return jsonify({"access_token": create_access_token(identity=str(current_user.id),
@@ -152,6 +157,10 @@ def refresh():
 
 @bp.post("/logout")
 @jwt_required()
+@api("Log out everywhere", "any user", errors=(401,),
+     answers={200: (Message, "every token of the user is revoked")},
+     description="Revokes every token of the user, disconnects its sockets and returns a "
+     "held task to the queue at once.")
 def logout():
     user_id = current_user.id
     revoke_sessions(db.session, user_id, user_id)

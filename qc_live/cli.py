@@ -16,7 +16,8 @@ bp = Blueprint("cli", __name__, cli_group=None)
 def create_user_command(username, role, password):
     """Create a user account."""
     from . import prepare_database
-    from .accounts import MIN_PASSWORD, create_user
+    from .accounts import create_user
+    from .text import MIN_PASSWORD
     from .schema import SchemaError
     if len(password) < MIN_PASSWORD:
         raise click.ClickException(f"the password needs at least {MIN_PASSWORD} characters")

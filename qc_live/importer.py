@@ -19,8 +19,9 @@ naming the columns (any order, case and surrounding blanks ignored): `name`
 (required), `priority`, `deadline`, `external_id`, `payload` (a JSON object).
 An empty cell means "not given". Blank rows are skipped, and so are columns
 that are blank from the header down (spreadsheets save trailing empty
-columns); a column with values but no name is refused. Each value is
-checked exactly as in POST /tasks.
+columns); a column with values but no name is refused. Each row is checked
+by the model of POST /tasks (schemas.requests.NewTask), once its cells are read as
+JSON values (`_row`).
 """
 import csv
 import io
@@ -29,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from . import state
@@ -36,8 +38,8 @@ from .database import is_unavailable
 from .lifecycle import TaskSpec
 from .errors import BadRequest, Invalid, QCError
 from .models import Task
-from .validation import (strict_json, task_deadline, task_external_id, task_name,
-                         task_payload, task_priority)
+from .schemas.base import problems, strict_json
+from .schemas.requests import NewTask
 
 log = logging.getLogger(__name__)
 
@@ -117,48 +119,31 @@ def _header(cells: list[str]) -> list[str | None]:
     return names
 
 
-def _cell_priority(text):
-    if text is None or not text.strip():
-        return None
-    if not _INTEGER.fullmatch(text):
-        raise BadRequest("'priority' must be an integer", code="wrong_type")
-    return task_priority({"priority": int(text)})
-
-
-def _cell_payload(text, max_payload_bytes):
-    if text is None or not text.strip():
-        return {}
+def _row(cells: dict, context: dict):
+    """(spec, []) or (None, [(field, error), ...]) for one row's cells. A
+    blank cell is an absent field (but a blank name is an empty one); a
+    priority of digits is a number, a payload is JSON; anything else is left
+    as text for the model to refuse."""
+    row, bad = {}, []
+    for name, text in cells.items():
+        if name != "name" and not text.strip():
+            continue
+        if name == "priority" and _INTEGER.fullmatch(text):
+            row[name] = int(text)
+        elif name == "payload":
+            try:
+                row[name] = strict_json(text)
+            except (ValueError, RecursionError):
+                bad.append((name, BadRequest("'payload' is not valid JSON", code="invalid_json")))
+        else:
+            row[name] = text
     try:
-        value = strict_json(text)
-    except (ValueError, RecursionError):
-        raise BadRequest("'payload' is not valid JSON", code="invalid_json") from None
-    return task_payload({"payload": value}, max_payload_bytes)
-
-
-def _blank_to_none(text):
-    return None if text is None or not text.strip() else text
-
-
-def _row(values: dict, max_payload_bytes: int):
-    """(spec, []) or (None, [(field, error), ...]) for one row's cells."""
-    checks = {
-        "name": lambda: task_name({"name": values.get("name")}),
-        "priority": lambda: _cell_priority(values.get("priority")),
-        "deadline": lambda: task_deadline({"deadline": _blank_to_none(values.get("deadline"))}),
-        "external_id": lambda: task_external_id(
-            {"external_id": _blank_to_none(values.get("external_id"))}),
-        "payload": lambda: _cell_payload(values.get("payload"), max_payload_bytes),
-    }
-    good, bad = {}, []
-    for name, check in checks.items():
-        try:
-            good[name] = check()
-        except QCError as error:
-            bad.append((name, error))
+        task = NewTask.model_validate(row, context=context)
+    except ValidationError as error:
+        bad += problems(error, NewTask)
     if bad:
-        return None, bad
-    return TaskSpec(name=good["name"], payload=good["payload"], priority=good["priority"] or 0,
-                    deadline=good["deadline"], external_id=good["external_id"]), []
+        return None, sorted(bad, key=lambda problem: COLUMNS.index(problem[0]))
+    return TaskSpec(**dict(task)), []
 
 
 def parse(text: str, max_payload_bytes: int, max_rows: int, pause=None) -> Parsed:
@@ -166,6 +151,7 @@ def parse(text: str, max_payload_bytes: int, max_rows: int, pause=None) -> Parse
     broken quoting, too many rows) raise; row problems are collected.
     `pause` is called every 1,000 rows (the server yields to the event loop)."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    context = {"max_payload_bytes": max_payload_bytes}
     try:
         header = next(reader, None)
         while header is not None and not any(cell.strip() for cell in header):
@@ -201,7 +187,7 @@ def parse(text: str, max_payload_bytes: int, max_rows: int, pause=None) -> Parse
                         f"value in it ({cells[i][:40]!r}); name the column or delete it",
                         code="unnamed_column")
             spec, bad = _row({name: cell for name, cell in zip(columns, cells)
-                              if name is not None}, max_payload_bytes)
+                              if name is not None}, context)
             if bad:
                 parsed.problems += [Problem(index, line, name, error) for name, error in bad]
             else:

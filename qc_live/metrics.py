@@ -31,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from .api import Media, api
 from .board import NAMESPACE as BOARD_NAMESPACE
 from . import state
 from .clock import ago, utcnow
@@ -239,6 +240,10 @@ def floor(session, lease_seconds: float) -> dict:
 
 
 @bp.get("/metrics")
+@api("Prometheus metrics", "anyone; with QC_METRICS_TOKEN set, that token as a bearer",
+     errors=(401,), public=True, answers={200: (Media("text/plain", {"type": "string"}),
+     "Prometheus text format (OpenMetrics if asked for in Accept): this process's counters "
+     "and the floor's gauges (docs/deploy.md)")})
 def metrics():
     config = state.config()
     if config.metrics_token is not None:

@@ -58,6 +58,9 @@ FINAL_STATUSES = (TaskStatus.COMPLETED.value, TaskStatus.CANCELLED.value,
 
 
 MAX_USERNAME_KEY = 255
+# Ids fit a signed 64-bit column; larger ones cannot name a row (and SQLite
+# refuses to even bind them).
+MAX_ID = 2**63 - 1
 
 
 def username_key(name: str) -> str:

@@ -10,6 +10,7 @@ pages never need a CDN.
 """
 from flask import Blueprint, render_template, request, send_from_directory
 
+from .api import HTML, Media, api
 from .config import PROJECT_ROOT
 from .errors import NotFound
 
@@ -21,21 +22,28 @@ VENDOR_FILES = frozenset({"socket.io.esm.min.js", "socket.io.esm.min.js.map",
 
 
 @bp.get("/")
+@api("Login page", "anyone", answers={200: (HTML, "an HTML page")}, public=True)
 def login_page():
     return render_template("login.html")
 
 
 @bp.get("/reviewer")
+@api("Reviewer page", "anyone (the page logs in itself)", answers={200: (HTML, "an HTML page")},
+     public=True)
 def reviewer_page():
     return render_template("reviewer.html")
 
 
 @bp.get("/supervisor")
+@api("Board page", "anyone (the page logs in itself)", answers={200: (HTML, "an HTML page")},
+     public=True)
 def board_page():
     return render_template("board.html")
 
 
 @bp.get("/vendor/<name>")
+@api("The Socket.IO browser client", "anyone", errors=(404,), public=True,
+     answers={200: (Media("text/javascript"), "JavaScript")})
 def vendor(name: str):
     if name not in VENDOR_FILES:
         raise NotFound(f"no vendor file {name!r}")

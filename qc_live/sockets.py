@@ -17,7 +17,7 @@ from .errors import Forbidden, QCError, RateLimited, Unauthorized, Unavailable, 
 from .extensions import db, socketio
 from .models import Role
 from .notify import reviewer_room
-from .validation import boolean, completion, json_object
+from .schemas.requests import Completion, SocketAvailability
 
 log = logging.getLogger(__name__)
 REVIEWER = presence.REVIEWER_NAMESPACE
@@ -139,7 +139,8 @@ def reviewer_disconnect(*_reason):
 @guarded
 def reviewer_complete(data):
     started = metrics.clock()
-    task_id, outcome, note, user_id = completion(data)
+    body = Completion.parse(data)
+    task_id, outcome, note, user_id = body.task_id, body.outcome, body.note, body.user_id
     if user_id is not None and user_id != _reviewer_id():
         raise Forbidden("reviewers complete their own tasks only", code="not_your_task")
     result = state.dispatcher().complete(db.session, _reviewer_id(), task_id, outcome, note)
@@ -151,7 +152,7 @@ def reviewer_complete(data):
 @socketio.on("set-availability", namespace=REVIEWER)
 @guarded
 def reviewer_set_availability(data):
-    available = boolean(json_object(data, {"available"}), "available")
+    available = SocketAvailability.parse(data).available
     outcome = state.dispatcher().set_availability(db.session, _reviewer_id(), available,
                                                   claim=True)
     state.notifier().push_later(outcome)

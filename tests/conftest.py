@@ -95,7 +95,6 @@ class Floor:
     def process(self, process_id: str, heartbeat=None) -> None:
         """A server process whose lease was last renewed at `heartbeat` (now)."""
         from qc_live import presence
-        from qc_live.clock import utcnow
         from qc_live.database import run_write
         run_write(self.session, presence.register_process, process_id, "host", 1)
         if heartbeat is not None:

@@ -7,8 +7,8 @@ import pytest
 
 from qc_live import limits
 from qc_live.errors import Invalid
-from qc_live.validation import (LINES, ONE_LINE, _FORBIDDEN, check_username, string,
-                                username_key)
+from qc_live.models import username_key
+from qc_live.text import LINES, ONE_LINE, _FORBIDDEN, check_text, check_username
 
 BIDI_CONTROLS = {"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"}
 
@@ -39,10 +39,10 @@ def test_the_refused_characters_are_exactly_the_unicode_classes_named():
 ])
 def test_string_refuses_control_characters_by_kind_of_text(value, text, ok):
     if ok:
-        assert string({"f": value}, "f", text=text) == value
+        assert check_text(value, "f", text=text) == value
     else:
         with pytest.raises(Invalid) as refused:
-            string({"f": value}, "f", text=text)
+            check_text(value, "f", text=text)
         assert refused.value.code == "control_character"
 
 

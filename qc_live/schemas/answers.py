@@ -1,0 +1,230 @@
+"""What the server answers, for the OpenAPI document (the views build the
+dicts; these describe them)."""
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..listing import STATUSES
+from .fields import OUTCOMES, ROLES, Id
+
+Time = Annotated[datetime, Field(description="ISO-8601 in UTC with a Z, to the millisecond")]
+
+
+class Answer(BaseModel):
+    """An answer with exactly these keys."""
+    model_config = ConfigDict(extra="forbid")
+
+
+class Open(BaseModel):
+    """An answer that may carry more keys than these."""
+    model_config = ConfigDict(extra="allow")
+
+
+class RowProblem(Answer):
+    index: int = Field(description="row, from 0")
+    line: int = Field(None, description="CSV import: line of the file (the header is line 1)")
+    field: str | None = None
+    code: str
+    message: str
+
+
+class ErrorDetail(Open):
+    code: str = Field(pattern=r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$",
+                      description="snake_case, stable: what programs test")
+    message: str = Field(description="for a person")
+    rows: list[RowProblem] = Field(None, description="invalid_tasks: every bad row (at most "
+                                   "1,000 listed)")
+
+
+class Error(Answer):
+    """Every error: {"error": {"code", "message"}}."""
+    error: ErrorDetail
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema, handler):
+        # The detail written out in place: the contract's shape reads whole.
+        result = handler.resolve_ref_schema(handler(schema))
+        properties = result["properties"]
+        properties["error"] = dict(handler.resolve_ref_schema(properties["error"]))
+        return result
+
+
+class Task(Answer):
+    id: Id
+    external_id: str | None
+    name: str
+    payload: dict[str, Any]
+    priority: int
+    status: Literal[STATUSES]
+    assignee_id: Id | None
+    created_at: Time
+    assigned_at: Time | None
+    completed_at: Time | None
+    deadline: Time | None
+    outcome: Literal[OUTCOMES] | None
+    note: str | None
+
+
+class CreatedTasks(Answer):
+    tasks: list[Task] = Field(description="the tasks, in input order")
+
+
+class TaskPage(Answer):
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+class TaskEvent(Answer):
+    at: Time
+    kind: str = Field(description="created, assigned, completed, released, requeued, "
+                      "unacknowledged, signed_out, cancelled, expired, updated")
+    reviewer_id: Id | None
+    actor_id: Id | None
+    detail: dict[str, Any] | None
+
+
+class TaskHistory(Answer):
+    task_id: Id
+    events: list[TaskEvent]
+
+
+class ImportResult(Answer):
+    created: int
+    existing: int = Field(description="rows whose external_id was already present (or "
+                          "earlier in the file)")
+    invalid: list[RowProblem] = Field(description="skipped rows (with skip_invalid=1), at "
+                                      "most 1,000 listed")
+    invalid_rows: int
+    total_rows: int
+    batches: int
+    task_ids: list[Id] = Field(None, description="ids of the imported rows in file order; "
+                               "only when at most 1,000 rows were imported")
+
+
+class Assigned(Answer):
+    message: str
+    task: Task
+
+
+class User(Answer):
+    id: Id
+    username: str
+    role: Literal[ROLES]
+    active: bool
+    online: bool
+    available: bool
+    task_id: Id | None
+    completed_count: int
+
+
+class Users(Answer):
+    users: list[User]
+
+
+class TokenUser(Answer):
+    id: Id
+    username: str
+    role: Literal[ROLES]
+
+
+class Tokens(Open):
+    token: str
+    access_token: str
+    refresh_token: str
+    user: TokenUser
+
+
+class AccessToken(Answer):
+    access_token: str
+
+
+class Message(Open):
+    message: str
+
+
+class HeldTask(Answer):
+    task: Task | None
+
+
+class Completed(Answer):
+    message: str
+    task: Task
+    next_task: Task | None
+
+
+class AvailabilitySet(Open):
+    message: str
+    availability: Literal[0, 1]
+    user_id: Id = None
+    task: Task | None = None
+
+
+class SignedOut(Answer):
+    message: str
+    user_id: Id
+    task: Task | None = Field(description="the task that went back to the queue")
+
+
+class ReviewerStats(Answer):
+    id: Id
+    username: str
+    completed_today: int
+    completed_total: int
+    passed: int
+    failed: int
+    median_handle_s: float | None = Field(description="today, assigned to completed")
+
+
+class Queue(Open):
+    pending: int
+    assigned: int
+    by_priority: dict[str, int] = Field(description="pending tasks per priority")
+    oldest_pending_age_s: float | None
+
+
+class FloorQueue(Queue):
+    completed_last_hour: int
+    median_handle_s: float | None
+
+
+class FloorStats(Answer):
+    queue: FloorQueue
+    reviewers: list[ReviewerStats]
+    at: Time = None
+
+
+class BoardReviewer(Open):
+    id: Id
+    username: str
+    online: bool
+    available: bool
+    task_id: Id | None
+    task_since: Time | None
+    completed_count: int
+    connected: bool
+
+
+class BoardStats(Open):
+    completed_last_hour: int
+    median_handle_s: float | None
+    reviewers: list[ReviewerStats]
+
+
+class Board(Open):
+    reviewers: list[BoardReviewer]
+    queue: Queue
+    stats: BoardStats
+    at: Time = None
+
+
+class Health(Open):
+    status: str
+    database: str
+    process: str = None
+
+
+class Unhealthy(Open):
+    status: str
+    database: str
+    error: dict[str, Any]

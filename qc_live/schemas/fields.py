@@ -1,0 +1,157 @@
+"""The field types of the request models, each with its rules and what they
+mean in the document."""
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from ..clock import parse_iso
+from ..errors import BadRequest, Invalid, QCError
+from ..listing import STATUSES
+from ..models import MAX_ID, Role
+from ..text import (ANY_TEXT, LINES, MAX_USERNAME, MIN_PASSWORD, check_new_password,
+                    check_username)
+from .base import Check, one_of, problem, text
+
+MAX_NAME = 255
+MAX_EXTERNAL_ID = 191
+MAX_NOTE = 4000
+MAX_PASSWORD = 1024
+PRIORITY_RANGE = (-1_000_000, 1_000_000)
+OUTCOMES = ("pass", "fail")
+ROLES = tuple(role.value for role in Role)
+LIST_LIMIT = (1, 500)
+DEFAULT_LIST_LIMIT = 50
+
+
+def _zero_or_one(value, name, _context):
+    """true/false, or 1/0 as the original portal API sent them."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value not in (0, 1):
+            raise Invalid(f"'{name}' must be 0 or 1", code="out_of_range")
+        return bool(value)
+    return value
+
+
+def _payload(payload, name, context):
+    """At most the validation context's max_payload_bytes (Config) as stored:
+    compact UTF-8 JSON."""
+    try:
+        size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+                   .encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: MariaDB's JSON check refuses it
+        raise BadRequest(f"'{name}' contains text that is not valid Unicode",
+                         code="invalid_text") from None
+    limit = context["max_payload_bytes"]
+    if size > limit:
+        raise Invalid(f"'{name}' is larger than {limit} bytes", code="payload_too_large")
+    return payload
+
+
+def _deadline(value, name, _context):
+    """A naive UTC datetime. OverflowError: an offset can push 9999-12-31
+    past year 9999 in UTC."""
+    if not isinstance(value, str):
+        raise BadRequest(f"'{name}' must be an ISO-8601 string", code="wrong_type")
+    try:
+        return parse_iso(value)
+    except (ValueError, OverflowError):
+        raise Invalid(f"'{name}' is not an ISO-8601 date-time", code="bad_datetime") from None
+
+
+def _username(value, _name, _context):
+    return check_username(value)
+
+
+def _role(value, name, _context):
+    try:
+        return Role(value)
+    except ValueError:
+        raise Invalid(f"'{name}' must be reviewer, supervisor or admin", code="bad_role") \
+            from None
+
+
+def strong_password(value: str, name: str) -> None:
+    try:
+        check_new_password(value, name)
+    except QCError as error:
+        raise problem(error) from None
+
+
+def _empty_is_none(value, _name, _context):
+    return value or None
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+def _query_integer(value, name, _context):
+    if not _INTEGER.fullmatch(value.strip()):
+        raise BadRequest(f"'{name}' must be an integer", code="wrong_type")
+    return int(value)
+
+
+def _query_flag(value, name, _context):
+    value = value.strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no", ""):
+        return False
+    raise BadRequest(f"'{name}' must be 1 or 0", code="wrong_type")
+
+
+def check_statuses(values, name, _context):
+    """Each value one status or a comma list; repeats dropped."""
+    statuses = []
+    for value in values:
+        for status in value.split(","):
+            status = status.strip()
+            if status not in STATUSES:
+                raise Invalid(f"'{name}' must be one or more of {', '.join(STATUSES)} "
+                              f"(comma-separated), not {status!r}", code="bad_status")
+            if status not in statuses:
+                statuses.append(status)
+    return statuses
+
+
+# --- field types -----------------------------------------------------------------
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Priority = Annotated[int, Field(ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1])]
+TaskName = Annotated[str, text(MAX_NAME, strip=True), Field(
+    description="surrounding blanks are removed; one line of text: no control characters "
+    "or line breaks (422 control_character)")]
+ExternalId = Annotated[str, text(MAX_EXTERNAL_ID), Field(
+    description="idempotency key: the same external_id again gives the existing task; one "
+    "line of text (422 control_character otherwise)")]
+Payload = Annotated[dict[str, Any], Check(_payload), Field(
+    description="a JSON object, at most 64 KiB as JSON")]
+Deadline = Annotated[datetime, Check(_deadline, before=True), Field(
+    description="ISO-8601; without an offset: UTC")]
+Outcome = Annotated[str, one_of(OUTCOMES, "bad_outcome", "'outcome' must be \"pass\" or \"fail\"")]
+Note = Annotated[str, text(MAX_NOTE, allow_empty=True, kind=LINES), Check(_empty_is_none),
+                 Field(description="tab and line breaks allowed, other control characters not")]
+Flag = Annotated[bool, Check(_zero_or_one, {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}]},
+                             before=True, replace=True)]
+Username = Annotated[str, text(MAX_USERNAME, strip=True, kind=ANY_TEXT), Check(_username), Field(
+    description="surrounding blanks are removed; printable characters only (422 "
+    "invalid_username); unique ignoring case (409 username_taken)")]
+Password = Annotated[str, text(MAX_PASSWORD, allow_empty=True, kind=ANY_TEXT)]
+NewPassword = Annotated[Password, Field(json_schema_extra={"minLength": MIN_PASSWORD},
+                                        description=f"at least {MIN_PASSWORD} characters "
+                                        "(422 weak_password)")]
+CancelStatus = Annotated[str, one_of(("cancelled",), "bad_status",
+                                     "'status' can only be set to \"cancelled\"; the other "
+                                     "statuses follow from dispatch (assign, release, complete)")]
+RoleName = Annotated[str, text(16), Check(_role, {"type": "string", "enum": list(ROLES)},
+                                         replace=True)]
+
+
+def query_integer(low: int, high: int):
+    """An integer in the query string: digits only (400), in range (422)."""
+    return Annotated[int, Field(ge=low, le=high), Check(_query_integer, before=True)]
+
+
+QueryFlag = Annotated[bool, Check(_query_flag, {"type": "boolean"}, before=True, replace=True)]

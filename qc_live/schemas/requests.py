@@ -1,0 +1,189 @@
+"""What clients send: the request bodies (REST and socket events) and query
+strings."""
+from typing import Annotated, ClassVar
+
+from pydantic import ConfigDict, Field, PrivateAttr, RootModel, ValidationError, model_validator
+
+from ..errors import BadRequest, Invalid, QCError
+from ..listing import DEFAULT_ORDER, ORDERS, STATUSES, TaskQuery, decode_cursor
+from ..models import MAX_ID, Role
+from ..text import ANY_TEXT, MAX_USERNAME
+from .base import Body, Changes, Check, Query, one_of, problem, problems, text
+from .fields import (DEFAULT_LIST_LIMIT, LIST_LIMIT, PRIORITY_RANGE, CancelStatus, Deadline,
+                     ExternalId, Flag, Id, NewPassword, Note, Outcome, Password, Payload,
+                     Priority, QueryFlag, RoleName, TaskName, Username, check_statuses,
+                     query_integer, strong_password)
+
+
+class Login(Body):
+    # Any text: a name is only looked up here (an account made before the
+    # rules on names must still log in).
+    username: Annotated[str, text(MAX_USERNAME, kind=ANY_TEXT)]
+    password: Password
+
+
+class PasswordChange(Body):
+    current_password: Password
+    new_password: NewPassword
+
+    @model_validator(mode="after")
+    def _strong(self):
+        strong_password(self.new_password, "new_password")
+        return self
+
+
+class NewTask(Body):
+    """One task to create (POST /tasks, a row of the CSV import)."""
+    where: ClassVar[str] = "task"
+    name: TaskName
+    payload: Payload | None = Field(default_factory=dict)
+    priority: Priority | None = 0
+    deadline: Deadline | None = None
+    external_id: ExternalId | None = None
+
+
+class NewTasks(RootModel[NewTask | Annotated[list[NewTask], Field(min_length=1,
+                                                                  max_length=100_000)]]):
+    """One task or a list. All or nothing: any bad task refuses the request,
+    and the error lists every bad one with its index."""
+
+    @classmethod
+    def from_request(cls, data, context: dict) -> list[NewTask]:
+        """The tasks; `context["pause"]` is called every 1,000 (the server
+        yields to the event loop)."""
+        rows = data if isinstance(data, list) else [data]
+        if not rows:
+            raise BadRequest("no tasks given", code="empty_list")
+        if len(rows) > context["max_tasks"]:
+            raise Invalid(f"at most {context['max_tasks']} tasks per request", code="too_many")
+        tasks, refused = [], []
+        for index, row in enumerate(rows):
+            if index % 1000 == 999:
+                context["pause"]()
+            try:
+                tasks.append(NewTask.model_validate(row, context=context))
+            except ValidationError as error:
+                refused.append((index, problems(error, NewTask)[0][1]))
+        if not refused:
+            return tasks
+        first = refused[0][1]
+        if not isinstance(data, list):
+            raise first
+        kind = BadRequest if any(e.status == 400 for _, e in refused) else Invalid
+        raise kind(f"{len(refused)} of {len(rows)} tasks are invalid; none was created "
+                   f"(first: row {refused[0][0]}: {first.message})", code="invalid_tasks",
+                   rows=[{"index": i, "code": e.code, "message": e.message}
+                         for i, e in refused[:1000]])
+
+
+class TaskChanges(Changes):
+    """Edit name/payload/priority/deadline, or cancel: {"status": "cancelled"}
+    on its own (there is nothing left to edit on a cancelled task). Only
+    `deadline` may be null (it clears the deadline)."""
+    model_config = ConfigDict(json_schema_extra={
+        "minProperties": 1, "dependentSchemas": {"status": {"maxProperties": 1}}})
+    nullable: ClassVar[frozenset] = frozenset({"deadline"})
+    status: CancelStatus = None  # first: a bad status is reported before anything else
+    name: TaskName = None
+    payload: Payload = None
+    priority: Priority = None
+    deadline: Deadline | None = Field(None, description="null clears the deadline")
+
+    @classmethod
+    def check_whole(cls, data: dict) -> None:
+        if "status" not in data:
+            super().check_whole(data)
+        elif data["status"] == "cancelled" and len(data) > 1:
+            raise problem(BadRequest("cancel on its own: a cancelled task has nothing left "
+                                     "to edit", code="cancel_with_changes"))
+
+    def changes(self) -> dict:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class Completion(Body):
+    """A reviewer's completion (POST /complete_task, the task-complete event)."""
+    task_id: Id
+    outcome: Outcome | None = None
+    note: Note | None = None
+    user_id: Id | None = Field(None, description="if given, the caller's own id")
+
+
+class Availability(Body):
+    """PUT /availability: a reviewer for itself, a supervisor for `user_id`."""
+    availability: Flag
+    user_id: Id | None = None
+
+
+class SocketAvailability(Body):
+    """The set-availability event."""
+    available: Flag
+
+
+class AssignTask(Body):
+    task_id: Id
+
+
+class NewUser(Body):
+    username: Username
+    password: NewPassword
+    role: RoleName | None = Role.REVIEWER
+
+    @model_validator(mode="after")
+    def _strong(self):
+        # After the role, as the fields' own checks all come first.
+        strong_password(self.password, "password")
+        return self
+
+
+class UserChanges(Changes):
+    username: Username = None
+    role: Annotated[RoleName, Field(description="admins only")] = None
+    active: Flag = None
+    password: NewPassword = None
+
+    @model_validator(mode="after")
+    def _strong(self):
+        if self.password is not None:
+            strong_password(self.password, "password")
+        return self
+
+
+class TaskListing(Query):
+    """GET /tasks. Checked in this order; the cursor last, as it belongs to
+    an order."""
+    status: Annotated[list[str], Check(check_statuses), Field(
+        description="one status or a comma-separated list (or repeat the parameter): "
+        f"{', '.join(STATUSES)}; default: all")] = []
+    order_by: Annotated[str, one_of(tuple(ORDERS), "bad_order", strip=True), Field(
+        description="created_at: oldest first; -created_at: newest first; priority: "
+        "highest first, then oldest first (dispatch order); deadline: earliest first, tasks "
+        "without one last (oldest first). Ties: by id.")] = DEFAULT_ORDER
+    assignee_id: Annotated[query_integer(1, MAX_ID), Field(
+        description="tasks this reviewer holds or held")] = None
+    priority: Annotated[query_integer(*PRIORITY_RANGE), Field(
+        description="exactly this priority")] = None
+    limit: Annotated[query_integer(*LIST_LIMIT), Field(description="page size")] \
+        = DEFAULT_LIST_LIMIT
+    cursor: Annotated[str, Field(description="next_cursor of the previous page (opaque)")] \
+        = None
+    _after: tuple | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _cursor(self):
+        if self.cursor:
+            try:
+                self._after = decode_cursor(self.cursor, self.order_by)
+            except QCError as error:
+                raise problem(error) from None
+        return self
+
+    def task_query(self) -> TaskQuery:
+        return TaskQuery(statuses=tuple(self.status), assignee_id=self.assignee_id,
+                         priority=self.priority, order_by=self.order_by, limit=self.limit,
+                         after=self._after)
+
+
+class ImportOptions(Query):
+    skip_invalid: Annotated[QueryFlag, Field(
+        description="import the valid rows even if some are invalid")] = False
