@@ -130,7 +130,7 @@ def update_account(session, user_id: int, username=None, role=None, password=Non
                    reactivate=False, deactivate=False) -> None:
     """Rename, change role, set a password, reactivate (one transaction; the
     user row only — task state changes stay in dispatch). Deactivating is
-    checked here and done by `auth.revoke_sessions` afterwards. A new
+    checked here and done by `sign_out` afterwards. A new
     password clears the login failures counted against the user's name."""
     if username is not None:
         username = check_username(username)

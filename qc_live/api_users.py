@@ -7,7 +7,8 @@ from werkzeug.security import check_password_hash
 from . import state
 from .accounts import change_password, create_user, may_manage, update_account, user_rows
 from .api import api
-from .auth import issue_tokens, revoke_sessions, role_required
+from .api_auth import revoke_sessions
+from .auth import issue_tokens, role_required
 from .errors import Conflict, Forbidden, NotFound
 from .extensions import db
 from .models import MAX_ID, Role, User
@@ -63,7 +64,7 @@ def patch_user(user_id: int, body: UserChanges):
     """Rename, change role (admins), (de)activate, reset the password.
 
     Changing the role, resetting the password or deactivating signs the user
-    out everywhere (auth.revoke_sessions): its tokens die, its sockets are
+    out everywhere (api_auth.revoke_sessions): its tokens die, its sockets are
     disconnected and a held task goes back to the queue."""
     name, role, active, password = body.username, body.role, body.active, body.password
     target = _managed_user(user_id)
