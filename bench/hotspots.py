@@ -11,7 +11,6 @@ and a summary: the share of samples spent in each part of the work loop
     .venv/bin/python bench/hotspots.py                       # qc_live, SQLite, eventlet, 50 reviewers
     .venv/bin/python bench/hotspots.py --db mysql --mode gevent
     .venv/bin/python bench/hotspots.py --server echo         # the baseline's profile
-    .venv/bin/python bench/hotspots.py --whatif name,name     # candidate fixes (bench/whatif.py)
 
 Needs py-spy (requirements-dev.txt) and ptrace rights over the server
 (same user; kernel.yama.ptrace_scope <= 1 for a child process).
@@ -36,13 +35,13 @@ import load  # noqa: E402
 # (inclusive). Checked against "function (path)" strings.
 BUCKETS = [
     ("socket task-complete handler (sockets.reviewer_complete)", ["reviewer_complete (qc_live/sockets.py"]),
-    ("  dispatch.complete transaction", ["complete (qc_live/dispatch.py"]),
-    ("    _next_pending (queue peek + urgent + FIFO)", ["_next_pending (qc_live/dispatch.py"]),
-    ("    Task.to_dict", ["to_dict (qc_live/models.py"]),
-    ("push after commit (notify._push_safely)", ["_push_safely (qc_live/notify.py"]),
-    ("  notify._offer: sockets_of DB read", ["sockets_of (qc_live/presence.py"]),
-    ("  notify._offer: emit task-assigned", ["emit (flask_socketio/__init__.py"]),
-    ("ack of task-assigned: DB write (notify._acknowledged)", ["_acknowledged (qc_live/notify.py"]),
+    ("  Dispatcher.complete transaction", ["complete (qc_live/dispatch.py"]),
+    ("    queue.next_task (urgent + FIFO head)", ["next_task (qc_live/queue.py"]),
+    ("    task_dict", ["task_dict (qc_live/models.py"]),
+    ("push after commit (Notifier._push_safely)", ["_push_safely (qc_live/notify.py"]),
+    ("  offer: sockets_of DB read", ["sockets_of (qc_live/presence.py"]),
+    ("  offer: emit task-assigned", ["emit (flask_socketio/__init__.py"]),
+    ("ack of task-assigned: DB write (acks.AckRecorder)", ["_write (qc_live/acks.py"]),
     ("database.run_write (all write transactions)", ["run_write (qc_live/database.py"]),
     ("SQLAlchemy ORM flush", ["flush (sqlalchemy/orm/session.py"]),
     ("SQLAlchemy: compile/execute (any)", ["execute (sqlalchemy/engine/base.py",
@@ -120,13 +119,10 @@ async def main_async(args) -> int:
     out_dir = load.RESULTS
     out_dir.mkdir(exist_ok=True)
     stem = Path(args.out).name if args.out else None
-    stem = stem or (f"profile-{args.server}-{args.mode}-{args.db}-{args.reviewers}"
-                        + (f"-{args.whatif.replace(',', '+')}" if args.whatif else ""))
+    stem = stem or f"profile-{args.server}-{args.mode}-{args.db}-{args.reviewers}"
     raw = out_dir / f"{stem}.txt"
     svg = out_dir / f"{stem}.svg"
     env = {}
-    if args.whatif:
-        env["QC_BENCH_WHATIF"] = args.whatif
     if args.nodelay:
         env["QC_BENCH_NODELAY"] = "1"
     try:
@@ -196,7 +192,7 @@ async def main_async(args) -> int:
     summary = summarize(parse_raw(raw), completions)
     summary.update({"server": server.label, "mode": args.mode, "reviewers": args.reviewers,
                     "seconds": args.seconds, "rate_per_s": round(completions / args.seconds, 1),
-                    "whatif": args.whatif, "nodelay": args.nodelay,
+                    "nodelay": args.nodelay,
                     "load": load.load_average()})
     if sql:
         n = max(completions, 1)
@@ -232,7 +228,6 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--pool", type=int, default=40000, help="tasks queued first")
-    parser.add_argument("--whatif", default="", help="candidate fixes (bench/whatif.py)")
     parser.add_argument("--nodelay", action="store_true",
                         help="TCP_NODELAY for the echo server (bench/nodelay.py); qc_live sets it "
                              "itself")

@@ -11,7 +11,7 @@ after the whole file), the slowest /healthz answer during the import (how long
 the event loop was ever kept busy), the same file again (every row found by
 its external_id), and for comparison half the rows as one JSON POST /tasks
 (written in batches of 1,000 like the import). Then it profiles
-dispatch.create_tasks in-process on one batch, to show where intake time goes.
+Dispatcher.create_tasks in-process on one batch, to show where intake time goes.
 """
 import argparse
 import cProfile
@@ -156,10 +156,10 @@ def timed_import(server, body: bytes, multipart: bool = True):
 
 def profile_create_tasks(url: str, instance: str, batch: int) -> str:
     """Where one batch of create_tasks spends its time (in-process)."""
-    from qc_live import create_app, prepare_database
+    from qc_live import create_app, prepare_database, state
     from qc_live.config import Config
-    from qc_live.dispatch import TaskSpec, create_tasks
     from qc_live.extensions import db
+    from qc_live.lifecycle import TaskSpec
     app = create_app(Config(database_url=url, secret_key="bench-" + "x" * 40,
                             async_mode="threading", instance_path=instance,
                             admin_username=ADMIN[0], admin_password=ADMIN[1],
@@ -171,7 +171,7 @@ def profile_create_tasks(url: str, instance: str, batch: int) -> str:
         profiler = cProfile.Profile()
         begun = time.perf_counter()
         profiler.enable()
-        create_tasks(db.session, specs, None, 15)
+        state.dispatcher().create_tasks(db.session, specs, None)
         profiler.disable()
         elapsed = time.perf_counter() - begun
         db.session.remove()

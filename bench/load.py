@@ -14,10 +14,8 @@ baseline:
     .venv/bin/python bench/load.py intake    # POST /tasks (and /tasks/import) for 100,000 tasks
     .venv/bin/python bench/load.py all       # the three, one after the other
 
-Common options: --modes eventlet,gevent  --dbs sqlite,mysql  --json PATH
---whatif ";name,name" (qc_live variants with the candidate fixes of
-bench/whatif.py, side by side with qc_live as it is); latency also takes
---tcp nodelay,nagle (the echo server with TCP_NODELAY, as qc_live sets it
+Common options: --modes eventlet,gevent  --dbs sqlite,mysql  --json PATH;
+latency also takes --tcp nodelay,nagle (the echo server with TCP_NODELAY, as qc_live sets it
 since 00cc71c, or without it, as eventlet and gevent serve by default).
 `--help` after a command lists its own. Results: a Markdown table on stdout,
 a JSON file and the servers' logs under bench/results/. Method and results:
@@ -172,8 +170,7 @@ class Server:
     def label(self) -> str:
         if self.kind == "echo":
             return "echo"
-        whatif = self.env.get("QC_BENCH_WHATIF")
-        return f"qc_live/{self.database.label}" + (f" +{whatif}" if whatif else "")
+        return f"qc_live/{self.database.label}"
 
     def start(self, timeout: float = 60) -> "Server":
         import urllib.request
@@ -534,14 +531,12 @@ async def cmd_latency(args, cleanup: Cleanup, workdir: Path) -> dict:
                 echo = cleanup.server("echo", mode, workdir, env=env)
                 apps = []
                 for kind in args.dbs:
-                    for whatif in args.whatif:
-                        database = cleanup.database(kind, workdir)
-                        server = cleanup.server("qc", mode, workdir, database,
-                                                env={**env, "QC_BENCH_WHATIF": whatif})
-                        api = Api(http, server)
-                        await api.login_admin()
-                        tokens = await api.reviewers(max(levels))
-                        apps.append((server, api, tokens, database))
+                    database = cleanup.database(kind, workdir)
+                    server = cleanup.server("qc", mode, workdir, database, env=env)
+                    api = Api(http, server)
+                    await api.login_admin()
+                    tokens = await api.reviewers(max(levels))
+                    apps.append((server, api, tokens, database))
                 echo_api = Api(http, echo)
                 phases, commit = [], None
                 for n in levels:
@@ -664,10 +659,9 @@ async def cmd_sockets(args, cleanup: Cleanup, workdir: Path) -> dict:
             runs.append(await sockets_run(echo, Api(http, echo), http, None, args.sockets,
                                           args.ramp, args.warm))
             cleanup.stop(echo)
-            for kind, whatif in [(k, w) for k in args.dbs for w in args.whatif]:
+            for kind in args.dbs:
                 database = cleanup.database(kind, workdir)
-                server = cleanup.server("qc", mode, workdir, database,
-                                        env={"QC_BENCH_WHATIF": whatif})
+                server = cleanup.server("qc", mode, workdir, database)
                 api = Api(http, server)
                 await api.login_admin()
                 t0 = time.perf_counter()
@@ -918,10 +912,6 @@ def parse_args(argv):
         p.add_argument("--no-sql-stats", dest="sql_stats", action="store_false",
                        help="do not count qc_live's SQL statements (the counting runs inside "
                             "the measured server and costs it a few %% of its CPU)")
-        p.add_argument("--whatif", default="",
-                       help="qc_live variants to run, ';'-separated, each a comma list of "
-                            "bench/whatif.py candidates; '' is qc_live as it is "
-                            "(e.g. ';name,name')")
 
     p = sub.add_parser("latency", help="complete -> next task latency and completions/s")
     common(p)
@@ -958,8 +948,6 @@ def parse_args(argv):
     args.modes = [m for m in args.modes.split(",") if m]
     if hasattr(args, "dbs"):
         args.dbs = [d for d in args.dbs.split(",") if d]
-    if hasattr(args, "whatif"):
-        args.whatif = args.whatif.split(";")
     if hasattr(args, "tcp"):
         args.tcp = [t for t in args.tcp.split(",") if t]
     return args

@@ -6,7 +6,7 @@ on one connection, with no sockets and no event loop, what the *database part*
 of one completion costs through pymysql in each design:
 
   commit     UPDATE one row + COMMIT: the target's unit
-  qc_live    dispatch.complete itself (SQLAlchemy Core; 8 round trips)
+  qc_live    Dispatcher.complete itself (SQLAlchemy Core; 8 round trips)
   raw        the same statements on a bare pymysql cursor (8 round trips)
   procedure  the same statements in a stored procedure, COMMIT inside:
              one CALL, one round trip
@@ -37,7 +37,7 @@ MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 COLUMNS = ("id, external_id, name, payload, priority, status, assignee_id, holder_id, "
            "created_at, assigned_at, acked_at, completed_at, deadline, outcome, note, updated_at")
 
-# qc_live's statements (dispatch.py), spelled out for a bare cursor.
+# qc_live's statements (sql.py), spelled out for a bare cursor.
 LOCK_REVIEWER = "SELECT id, role, active, available FROM users WHERE id = %s FOR UPDATE"
 LOCK_TASK = f"SELECT {COLUMNS} FROM tasks WHERE id = %s FOR UPDATE"
 FINISH = ("UPDATE tasks SET status = 'completed', holder_id = NULL, completed_at = %s, "
@@ -128,7 +128,8 @@ def main() -> int:
 
 
 def run(name: str, n: int, warm: int) -> int:
-    from qc_live import create_app, dispatch, prepare_database
+    from qc_live import create_app, lifecycle, prepare_database, state
+    from qc_live.lifecycle import TaskSpec
     from qc_live.clock import utcnow
     from qc_live.config import Config
     from qc_live.database import run_write
@@ -150,21 +151,20 @@ def run(name: str, n: int, warm: int) -> int:
         rid = reviewer.id
         total = variants * (n + warm) + 10
         for start in range(0, total, 5000):
-            specs = [dispatch.TaskSpec(name=f"t{i}", payload={"sku": f"A-{i}", "lot": i},
-                                       external_id=f"floor-{i}")
+            specs = [TaskSpec(name=f"t{i}", payload={"sku": f"A-{i}", "lot": i},
+                              external_id=f"floor-{i}")
                      for i in range(start, min(total, start + 5000))]
-            dispatch.create_tasks(db.session, specs, None, 60)
+            state.dispatcher().create_tasks(db.session, specs, None)
         db.session.remove()
 
-        def first(session):
-            row = session.connection().execute(dispatch._LOCK_REVIEWER_ROW,
-                                               {"reviewer_id": rid}).first()
-            return dispatch._claim_for(session, row)
-        held = [run_write(db.session, first).task["id"]]
+        def first(w):
+            lifecycle.lock_reviewer(w, rid)
+            return state.dispatcher()._claim(w, rid)
+        held = [lifecycle.run(db.session, first).task["id"]]
         db.session.remove()
 
         def qc_live_once():
-            outcome = dispatch.complete(db.session, rid, held[0], "pass", None)
+            outcome = state.dispatcher().complete(db.session, rid, held[0], "pass", None)
             held[0] = outcome.value["next_task"]["id"]
             db.session.remove()
         timed(warm, qc_live_once)

@@ -8,8 +8,6 @@ QC_BENCH_EVENT_LIMIT=off  lift the per-socket event limit (qc_live/limits.py:
 QC_BENCH_SQL_STATS=1    count SQL statements, transactions and their wall
                         time, and (MariaDB) every command pymysql sends: its
                         round trips; GET /_bench/sql returns and resets them.
-QC_BENCH_WHATIF=a,b     apply the candidate fixes of bench/whatif.py (to
-                        measure a suggestion before anyone edits qc_live).
 
     QC_BENCH_EVENT_LIMIT=off DATABASE_URL=... .venv/bin/python bench/qc_server.py
 
@@ -21,7 +19,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(1, str(ROOT / "bench"))
 
 import run  # noqa: E402  -- picks the async mode and monkey-patches, as `python run.py`
 
@@ -98,18 +95,12 @@ def _install_sql_stats(app) -> None:
 
 
 def create_app(*args, **kwargs):
-    whatif = [w for w in os.environ.get("QC_BENCH_WHATIF", "").split(",") if w]
-    if whatif:
-        import whatif as candidates
-        candidates.before_app(whatif)
     app = _create_app(*args, **kwargs)
     if os.environ.get("QC_BENCH_EVENT_LIMIT", "").lower() == "off":
-        from qc_live import limits
-        limits.socket_events = limits.TokenBucket(rate=1e9, burst=1e9)
+        from qc_live.limits import TokenBucket
+        app.extensions["qc_limits"].socket_events = TokenBucket(rate=1e9, burst=1e9)
     if os.environ.get("QC_BENCH_SQL_STATS"):
         _install_sql_stats(app)
-    if whatif:
-        candidates.apply(app, whatif)
     return app
 
 
