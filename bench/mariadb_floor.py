@@ -132,7 +132,6 @@ def run(name: str, n: int, warm: int) -> int:
     from qc_live.lifecycle import TaskSpec
     from qc_live.clock import utcnow
     from qc_live.config import Config
-    from qc_live.database import run_write
     from qc_live.extensions import db
     from qc_live.models import User
 
