@@ -42,6 +42,7 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
     configure_jwt(app, config)
     db.init_app(app)
     jwt.init_app(app)
+    _quiet_transport_loggers()
     socketio.init_app(
         app,
         async_mode=config.async_mode,
@@ -74,6 +75,16 @@ def create_app(test_config: Config | dict | None = None) -> Flask:
     from . import notify
     notify.init_app(app)
     return app
+
+
+def _quiet_transport_loggers() -> None:
+    """Engine.IO and Socket.IO log errors only (as with logger=False), through
+    the root handler once (with a level set, they add no handler of their own),
+    and a client repeating a malformed packet makes one line per 10 s."""
+    from .log_limits import limit_repeats
+    for name in ("engineio.server", "socketio.server"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+        limit_repeats(name)
 
 
 def _create_schema() -> None:

@@ -53,7 +53,7 @@ class Config:
     # POST /tasks/import only: a 100,000-row CSV with payloads needs more than
     # max_request_bytes, which every other route keeps.
     max_import_bytes: int = 64 * 1024 * 1024
-    # Concurrent connections one process accepts (eventlet's default is 1024).
+    # Concurrent connections one process serves (eventlet's own default is 1024).
     max_connections: int = 10_000
     # Tabs and devices of one user, per namespace, across all processes.
     max_sockets_per_user: int = 10
@@ -69,6 +69,9 @@ class Config:
     db_ping_after: float = 5.0
     log_level: str = "INFO"
     extra: dict = field(default_factory=dict)
+    # A connection has this long to send its request line and headers, from
+    # its accept or the end of its previous response (run.py's servers; 0: no limit).
+    header_timeout: float = 10.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -171,4 +174,5 @@ def from_env(environ=None) -> Config:
         db_pool_timeout=_number(env, "QC_DB_POOL_TIMEOUT", 10.0),
         db_ping_after=_number(env, "QC_DB_PING_AFTER", 5.0),
         log_level=env.get("QC_LOG_LEVEL", "INFO").upper(),
+        header_timeout=_number(env, "QC_HEADER_TIMEOUT", 10.0),
     )

@@ -85,6 +85,19 @@ def test_other_async_modes_are_one_setting_away(start_server, mode):
         sock.disconnect()
 
 
+def test_a_busy_port_is_named_in_one_line_before_anything_starts(server, tmp_path):
+    env = {**server.env, "QC_INSTANCE_PATH": str(tmp_path / "second")}
+    second = subprocess.run([sys.executable, "run.py"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2
+    assert "listening" not in second.stdout and "Traceback" not in second.stderr
+    [line] = second.stderr.strip().splitlines()
+    assert f"port {server.port} is already in use" in line and f"PORT={server.port + 1}" in line
+    # no lease taken by the process that could not serve; the first one carries on
+    assert server.database.query("SELECT COUNT(*) FROM server_processes")[0][0] == 1
+    assert server.request("GET", "/healthz").status_code == 200
+
+
 def test_passwords_are_stored_with_scrypt_by_default(start_server):
     server = start_server(QC_PASSWORD_HASH_METHOD="")
     server.create_user("dana")
