@@ -10,11 +10,11 @@ import errno
 import os
 import sys
 
-ASYNC_MODE = os.environ.get("QC_ASYNC_MODE", "eventlet")
+ASYNC_MODE = os.environ.get("QC_ASYNC_MODE", "gevent")  # Config.async_mode's default too
 if ASYNC_MODE == "eventlet":
     import warnings
 
-    # Known and documented (docs/deploy.md): gevent is one setting away.
+    # Known and documented (docs/deploy.md): gevent is the default.
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated", category=Warning)
     import eventlet
 

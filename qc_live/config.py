@@ -30,7 +30,7 @@ class Config:
     message_queue: str | None = None
     # Deployments sharing one Redis keep apart by channel.
     message_queue_channel: str = "qc_live"
-    async_mode: str = "eventlet"
+    async_mode: str = "gevent"  # run.py's default too (it reads QC_ASYNC_MODE first)
     production: bool = False
     instance_path: str = str(DEFAULT_INSTANCE)
     # Presence: every process renews its lease this often; a process whose
@@ -156,7 +156,7 @@ def from_env(environ=None) -> Config:
         ack_timeout_seconds=_number(env, "QC_ACK_TIMEOUT", 30.0),
         message_queue=env.get("QC_MESSAGE_QUEUE") or None,
         message_queue_channel=env.get("QC_MESSAGE_QUEUE_CHANNEL") or "qc_live",
-        async_mode=env.get("QC_ASYNC_MODE", "eventlet"),
+        async_mode=env.get("QC_ASYNC_MODE", "gevent"),
         production=production,
         instance_path=str(instance),
         heartbeat_seconds=heartbeat,

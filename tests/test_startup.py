@@ -70,7 +70,20 @@ def test_cli_creates_a_user_who_can_log_in(server, database, tmp_path):
     assert again.returncode != 0 and "taken" in again.stderr
 
 
-@pytest.mark.parametrize("mode", ["gevent", "threading"])
+def test_gevent_is_the_default_async_mode_of_run_py_and_config(database, tmp_path):
+    from qc_live.config import Config, from_env
+    assert Config.async_mode == from_env({"QC_INSTANCE_PATH": str(tmp_path)}).async_mode \
+        == "gevent"
+    server = Server(database, tmp_path)
+    server.env.pop("QC_ASYNC_MODE", None)
+    server.start()
+    try:
+        assert "(gevent," in server.log()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("mode", ["eventlet", "threading"])
 def test_other_async_modes_are_one_setting_away(start_server, mode):
     server = start_server(QC_ASYNC_MODE=mode)
     assert f"({mode}," in server.log()
