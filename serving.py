@@ -7,12 +7,13 @@ imports it after monkey-patching. What it sets, under eventlet and gevent alike:
 - **WebSocket messages** are held to Engine.IO's limit (`max_http_buffer_size`,
   1 MB) while they arrive, whole messages across continuation frames included,
   so a message over it costs at most 1 MB before its socket is closed (1009).
-  A client sending without pause can neither keep the event loop for itself nor
-  pile messages up: the reader gives the loop a turn after each big message
-  (eventlet: after each frame) and stops reading while messages wait for
-  Engine.IO. gevent gets the limit from simple-websocket; under eventlet, its
-  own frame reader is replaced: it checks each frame only, and unmasks byte by
-  byte in Python (0.24 s of the loop per 1 MB frame here, 4 ms as one XOR).
+  A client sending without pause can neither keep the event loop for itself
+  nor pile messages up: the reader gives the loop a turn after each frame
+  (eventlet) or every 64 KiB of messages read back to back (gevent), and stops
+  reading while messages wait for Engine.IO. gevent gets the limit from
+  simple-websocket; under eventlet, its own frame reader is replaced: it
+  checks each frame only, and unmasks byte by byte in Python (0.24 s of the
+  loop per 1 MB frame here, 4 ms as one XOR).
 - **Request line and headers** must arrive within `QC_HEADER_TIMEOUT` seconds
   of the connection's accept, or of the end of its previous response (idle
   keep-alive), or the connection is closed. A live WebSocket or a long-polling
@@ -199,19 +200,26 @@ def _serve_eventlet(app, config, listener, max_message: int) -> None:
 
 # --- gevent and threading: simple-websocket ----------------------------------
 
-# A message this big took the reader milliseconds of the loop's time.
-BIG_MESSAGE = 64 * 1024
+# How much a reader may take in one go before it gives the loop a turn: each
+# message counts its bytes and 1 KiB more (it also costs Engine.IO a packet
+# and a handler). A reader that found nothing to read for QUIET_SECONDS has
+# waited on its socket, giving the loop its turn anyway.
+TURN_BYTES = 64 * 1024
+MESSAGE_COST = 1024
+QUIET_SECONDS = 0.005
 
 
 def _bounded_simple_websocket(max_message: int, pause=None, **classes):
     """Engine.IO's simple-websocket wrapper, with messages limited to
-    `max_message` bytes. With `pause` (a short sleep of the async mode), the
-    reader gives the loop a turn after each big message, and stops reading
-    while two whole messages wait for Engine.IO: a client sending without
-    pause can neither keep the loop for itself nor pile messages up. Small
-    messages do not pause: a reviewer's ack and the next `task-complete`,
-    sent back to back, would wait for it. `classes`: simple-websocket's
-    thread, event and selector classes."""
+    `max_message` bytes. With `pause` (a short sleep of the async mode), a
+    client sending without pause can neither keep the loop for itself nor
+    pile messages up: the reader gives the loop a turn after TURN_BYTES worth
+    of messages read back to back, and stops reading while two whole messages
+    wait for Engine.IO. A reviewer's few small messages never pause (an ack
+    and the next `task-complete`, sent together, would wait 1 ms for it).
+    `classes`: simple-websocket's thread, event and selector classes."""
+    import time
+
     import simple_websocket
 
     from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
@@ -220,15 +228,24 @@ def _bounded_simple_websocket(max_message: int, pause=None, **classes):
 
     class Server(simple_websocket.Server):
         waiting = False
+        spent = 0
+        last_message = 0.0
 
         def __init__(self, *args, **kwargs):
             self.taken = event_class() if pause else None  # before the reader starts
             super().__init__(*args, **kwargs)
 
         def _handle_events(self):
+            queued = len(self.input_buffer)
             keep_going = super()._handle_events()
-            if pause and self.input_buffer:
-                if len(self.input_buffer[-1]) >= BIG_MESSAGE:
+            if pause and len(self.input_buffer) > queued:
+                now = time.monotonic()
+                if now - self.last_message > QUIET_SECONDS:
+                    self.spent = 0
+                self.last_message = now
+                self.spent += sum(len(m) + MESSAGE_COST for m in self.input_buffer[queued:])
+                if self.spent >= TURN_BYTES:
+                    self.spent = 0
                     pause()
                 while keep_going and self.connected and len(self.input_buffer) > 1:
                     self.taken.clear()
@@ -242,6 +259,18 @@ def _bounded_simple_websocket(max_message: int, pause=None, **classes):
             if self.waiting:
                 self.taken.set()
             return message
+
+        def close(self, reason=None, message=None):
+            super().close(reason, message)
+            # No waiting for the client's half of the closing handshake: one
+            # that never sends it would hold the reader in recv() and Engine.IO
+            # in receive() (which close() does not wake), and with them the
+            # connection, for good.
+            self.event.set()
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     class WebSocketWSGI(SimpleWebSocketWSGI):
         def __init__(self, handler, server):
@@ -290,6 +319,13 @@ def _serve_gevent(app, config, listener, max_message: int) -> None:
         def get_environ(self):
             self.deadline.cancel()  # headers complete: the request may now take its time
             return super().get_environ()
+
+        def run_application(self):
+            super().run_application()
+            if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+                # No request follows a WebSocket on its connection. Kept open,
+                # it made a client's closing handshake wait (websocket-client: 3 s).
+                self.close_connection = True
 
         def _handle_client_error(self, ex):
             # gevent prints a traceback to stderr for some of these; one line is enough.

@@ -56,14 +56,14 @@ class Attack(threading.Thread):
             except (OSError, websocket.WebSocketException):
                 self.dropped += 1
                 if ws is not None:
-                    ws.close()
+                    ws.shutdown()  # an attacker does not wait for closing handshakes
                 ws = None
                 time.sleep(0.05)
             except Exception as exc:  # noqa: BLE001 - reported by stop()
                 self.error = exc
                 break
         if ws is not None:
-            ws.close()
+            ws.shutdown()
 
     def stop(self) -> "Attack":
         self.stopping.set()

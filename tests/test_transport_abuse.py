@@ -14,9 +14,10 @@ import time
 
 import pytest
 import requests
+import websocket
 
 from attacks import (Attack, PeakMemory, Probe, Worker, big_frames, closed_by_server,
-                     fragmented_message, half_open, malformed_packets, rss_kib)
+                     fragmented_message, half_open, malformed_packets, raw_websocket, rss_kib)
 from live import Reviewer, wait_until
 from qc_live.config import Config
 
@@ -134,6 +135,20 @@ def test_half_open_connections_are_closed_after_the_header_timeout(start_server,
     finally:
         on_websocket.disconnect()
         on_polling.disconnect()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_finished_websocket_closes_its_connection(start_server, mode):
+    server = start_server(QC_ASYNC_MODE=mode, QC_HEADER_TIMEOUT="60")
+    ws = raw_websocket(server.url)
+    ws.send("1")  # Engine.IO's close: the server ends the session and its WebSocket
+    while ws.recv_frame().opcode != websocket.ABNF.OPCODE_CLOSE:
+        pass
+    # No HTTP request follows a WebSocket on its connection: the server closes
+    # it, rather than leaving the client's closing handshake to time out.
+    ws.sock.settimeout(10)
+    assert ws.sock.recv(1) == b""
+    ws.sock.close()
 
 
 def _raw_request(port: int, data: bytes) -> tuple[int, dict, bytes]:
