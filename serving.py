@@ -13,7 +13,9 @@ imports it after monkey-patching. What it sets, under eventlet and gevent alike:
   reading while messages wait for Engine.IO. gevent gets the limit from
   simple-websocket; under eventlet, its own frame reader is replaced: it
   checks each frame only, and unmasks byte by byte in Python (0.24 s of the
-  loop per 1 MB frame here, 4 ms as one XOR).
+  loop per 1 MB frame here, 4 ms as one XOR). A WebSocket the server closes
+  closes its connection too, whether or not the client answers the closing
+  handshake.
 - **Request line and headers** must arrive within `QC_HEADER_TIMEOUT` seconds
   of the connection's accept, or of the end of its previous response (idle
   keep-alive), or the connection is closed. A live WebSocket or a long-polling
@@ -31,6 +33,7 @@ import http.client
 import json
 import logging
 import socket
+import time
 from http import HTTPStatus
 
 from qc_live import socketio
@@ -218,8 +221,6 @@ def _bounded_simple_websocket(max_message: int, pause=None, **classes):
     wait for Engine.IO. A reviewer's few small messages never pause (an ack
     and the next `task-complete`, sent together, would wait 1 ms for it).
     `classes`: simple-websocket's thread, event and selector classes."""
-    import time
-
     import simple_websocket
 
     from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI

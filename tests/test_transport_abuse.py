@@ -90,8 +90,9 @@ def test_a_message_over_the_limit_in_continuation_frames_is_cut_off(start_server
     assert grown_kib < MEMORY_BOUND_KIB, f"the server grew by {grown_kib // 1024} MB"
 
 
-def test_malformed_packets_make_a_few_log_lines_not_a_traceback_each(start_server):
-    server = start_server()
+@pytest.mark.parametrize("mode", MODES)
+def test_malformed_packets_make_a_few_log_lines_not_a_traceback_each(start_server, mode):
+    server = start_server(QC_ASYNC_MODE=mode)
     worker, probe, attack, _, log_bytes = _under_attack(server, malformed_packets(5000))
     assert attack.sent >= 2  # 10,000 malformed packets at least
     _assert_unaffected(worker, probe)
