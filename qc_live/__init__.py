@@ -57,6 +57,7 @@ def create_app(test_config: Config | dict | None = None,
     # Several processes: python-socketio's manager for the queue, aware of offers.
     manager = delivery.queue_manager(config.message_queue, config.message_queue_channel) \
         if config.message_queue else None
+    _quiet_transport_loggers()
     socketio.init_app(
         app,
         async_mode=config.async_mode,
@@ -128,4 +129,14 @@ def _nosniff(wsgi_app):
             return start_response(status, headers, exc_info)
         return wsgi_app(environ, start)
     return app
+
+
+def _quiet_transport_loggers() -> None:
+    """Engine.IO and Socket.IO log errors only (as with logger=False), through
+    the root handler once (with a level set, they add no handler of their own),
+    and a client repeating a malformed packet makes one line per 10 s."""
+    from .log_limits import limit_repeats
+    for name in ("engineio.server", "socketio.server"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+        limit_repeats(name)
 

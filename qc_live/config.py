@@ -60,7 +60,7 @@ class Config:
     # POST /tasks/import only: a 100,000-row CSV with payloads needs more than
     # max_request_bytes, which every other route keeps.
     max_import_bytes: int = 64 * 1024 * 1024
-    # Concurrent connections one process accepts (eventlet's default is 1024).
+    # Concurrent connections one process serves (eventlet's own default is 1024).
     max_connections: int = 10_000
     # Tabs and devices of one user, per namespace, across all processes.
     max_sockets_per_user: int = 10
@@ -90,6 +90,9 @@ class Config:
     # by the process holding the reviewer's socket, to that socket directly
     # (so it arrives even if the message queue lost it).
     offer_redeliver_seconds: float = 3.0
+    # A connection has this long to send its request line and headers, from
+    # its accept or the end of its previous response (run.py's servers; 0: no limit).
+    header_timeout: float = 10.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -216,4 +219,5 @@ def from_env(environ=None) -> Config:
         metrics_multiproc_dir=multiproc_dir,
         auto_migrate=_flag(env, "QC_AUTO_MIGRATE", True),
         offer_redeliver_seconds=_number(env, "QC_OFFER_REDELIVER_SECONDS", 3.0),
+        header_timeout=_number(env, "QC_HEADER_TIMEOUT", 10.0),
     )

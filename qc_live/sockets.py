@@ -13,7 +13,8 @@ from flask_socketio import ConnectionRefusedError, join_room
 from . import access_log, board, metrics, presence, state
 from .auth import user_from_token
 from .database import is_unavailable, run_write
-from .errors import Forbidden, QCError, RateLimited, Unauthorized, Unavailable, as_ack
+from .errors import (BadRequest, Forbidden, QCError, RateLimited, Unauthorized, Unavailable,
+                     as_ack)
 from .extensions import db, socketio
 from .models import Role
 from .notify import reviewer_room
@@ -77,12 +78,16 @@ def _admit_board(user) -> None:
 
 def guarded(handler):
     """Rate-limit the event, and turn refusals and database outages into the
-    contract's ack shape."""
-    def wrapper(data=None):
+    contract's ack shape. Every event takes one argument, an object; a client
+    may send any number, and gets an answer whatever it sent."""
+    def wrapper(*args):
         if not state.limits().socket_events.allow(request.sid):
             return as_ack(RateLimited("too many events; slow down", code="rate_limited"))
+        if len(args) > 1:
+            return as_ack(BadRequest(f"the event takes one argument (an object), "
+                                     f"not {len(args)}"))
         try:
-            return handler(data)
+            return handler(args[0] if args else None)
         except QCError as error:
             db.session.rollback()
             return as_ack(error)

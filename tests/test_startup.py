@@ -117,7 +117,22 @@ def test_cli_creates_a_user_who_can_log_in(server, database, tmp_path):
     assert again.returncode != 0 and "taken" in again.stderr
 
 
-@pytest.mark.parametrize("mode", ["gevent", "threading"])
+def test_gevent_is_the_default_async_mode_of_run_py(database, tmp_path):
+    """run.py alone patches for an async mode; any other entry (the CLI) builds
+    the app in threading mode."""
+    from qc_live.config import Config, from_env
+    assert Config.async_mode == from_env({"QC_INSTANCE_PATH": str(tmp_path)}).async_mode \
+        == "threading"
+    server = Server(database, tmp_path)
+    server.env.pop("QC_ASYNC_MODE", None)
+    server.start()
+    try:
+        assert "(gevent," in server.log()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("mode", ["eventlet", "threading"])
 def test_other_async_modes_are_one_setting_away(start_server, mode):
     server = start_server(QC_ASYNC_MODE=mode)
     assert f"({mode}," in server.log()
@@ -130,6 +145,19 @@ def test_other_async_modes_are_one_setting_away(start_server, mode):
         assert sock.task()["name"] == "two"
     finally:
         sock.disconnect()
+
+
+def test_a_busy_port_is_named_in_one_line_before_anything_starts(server, tmp_path):
+    env = {**server.env, "QC_INSTANCE_PATH": str(tmp_path / "second")}
+    second = subprocess.run([sys.executable, "run.py"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2
+    assert "listening" not in second.stdout and "Traceback" not in second.stderr
+    [line] = second.stderr.strip().splitlines()
+    assert f"port {server.port} is already in use" in line and f"PORT={server.port + 1}" in line
+    # no lease taken by the process that could not serve; the first one carries on
+    assert server.database.query("SELECT COUNT(*) FROM server_processes")[0][0] == 1
+    assert server.request("GET", "/healthz").status_code == 200
 
 
 def test_passwords_are_stored_with_scrypt_by_default(start_server):
