@@ -29,7 +29,7 @@ from qc_live import lifecycle, presence, queue, sql, state, sweep
 from qc_live.clock import utcnow
 from qc_live.database import run_write
 from qc_live.dispatch import Dispatcher
-from qc_live.errors import QCError
+from qc_live.errors import QCError, RateLimited
 from qc_live.extensions import db
 from qc_live.lifecycle import TaskSpec
 from qc_live.models import Connection, Role, ServerProcess, Task, TaskEvent, User
@@ -95,6 +95,11 @@ def machine_for(app):
             rid = self.reviewers[who]
             sid = f"s{next(counter)}"
             version = db.session.scalar(sa.select(User.token_version).where(User.id == rid))
+            if list(self.sockets.values()).count(rid) >= dispatcher.max_sockets_per_user:
+                # The per-user cap: refused, and nothing recorded.
+                with pytest.raises(RateLimited):
+                    dispatcher.connect(db.session, sid, rid, version, self.process)
+                return
             dispatcher.connect(db.session, sid, rid, version, self.process)
             self.sockets[sid] = rid
 
