@@ -72,7 +72,7 @@ def test_queue_tiles_filter_and_why_tasks_wait(server, connect, open_page):
     # A supervisor creates a queue on the page; the same name twice is refused, on screen.
     board.fill("#queue-name", "metal")
     board.fill("#queue-description", "Castings")
-    board.click("#queue-form button[type=submit]")
+    board.click("#queue-form-go")
     see(board, ".toast-ok", "Queue metal created.", contains=True)
     expect(board.locator("#queue-name")).to_have_value("")
     see(board, tile("metal", "pending"), "0")
@@ -80,9 +80,25 @@ def test_queue_tiles_filter_and_why_tasks_wait(server, connect, open_page):
              .json()["queues"] if q["name"] == "metal"]
     assert [(q["description"], q["min_level"]) for q in metal] == [("Castings", 1)]
     board.fill("#queue-name", "metal")
-    board.click("#queue-form button[type=submit]")
+    board.click("#queue-form-go")
     see(board, "#queue-form-error", "Could not create the queue", contains=True)
     see(board, "#queue-form-error", "409", contains=True)
+    # Editing a queue from its tile: PATCH /queues/<name>.
+    board.click(f'{tile("fruit")} .queue-edit')
+    expect(board.locator("#queue-name")).to_have_value("fruit")
+    expect(board.locator("#queue-min-level")).to_have_value("3")
+    board.fill("#queue-min-level", "0")
+    board.click("#queue-form-go")
+    see(board, "#queue-form-error", "The minimum level must be at least 1.")
+    board.fill("#queue-min-level", "3")
+    board.fill("#queue-relax", "600")
+    board.click("#queue-form-go")
+    see(board, ".toast-ok:last-child", "Queue fruit saved.", contains=True)
+    see(board, tile("fruit") + " .queue-rule", "needs level 3 · any level after 10 min")
+    fruit = server.request("GET", "/queues", server.admin_token, expect=200).json()["queues"]
+    assert [(q["min_level"], q["relax_after_s"]) for q in fruit if q["name"] == "fruit"] \
+        == [(3, 600)]
+    expect(board.locator("#queue-form-go")).to_have_text("Create queue")
 
     top, second, *castings, plain = server.add_tasks([
         {"name": "Grade apples", "queue": "fruit", "priority": 5},
@@ -98,7 +114,6 @@ def test_queue_tiles_filter_and_why_tasks_wait(server, connect, open_page):
     sees_tile(board, "metal", pending=3, assigned=0, online=0, flagged=True)
     sees_tile(board, "default", pending=1, assigned=0, online=1, flagged=False)
     see(board, "#queues-summary", "1 with work and no qualified reviewer online")
-    see(board, tile("fruit") + " .queue-rule", "needs level 3")
     assert board.locator("#injected-desc").count() == 0
     assert board.evaluate("window.__xss") is None
     expect(board.locator("#queue-tiles li").first).to_have_attribute("data-queue", "metal")

@@ -18,12 +18,18 @@ export function queueList() {
   return known;
 }
 
-/** "needs level 3 · anyone after 5:00": the queue's rule for a person. */
+function span(seconds) {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${Math.round(seconds / 360) / 10} h`;
+}
+
+/** "needs level 3 · any level after 5 min": the queue's rule for a person. */
 function ruleText(queue) {
   const level = queue.min_level || 1;
   const parts = [level > 1 ? `needs level ${level}` : "any level"];
   if (level > 1 && queue.relax_after_s !== null && queue.relax_after_s !== undefined) {
-    parts.push(`any level after ${formatDuration(queue.relax_after_s)}`);
+    parts.push(`any level after ${span(queue.relax_after_s)}`);
   }
   return parts.join(" · ");
 }
@@ -48,11 +54,14 @@ function tile(queue, onPick) {
   const show = h("button", { type: "button", class: "btn btn-small btn-ghost queue-show",
     "aria-label": `Show the tasks of queue ${queue.name}` }, "Tasks");
   show.addEventListener("click", () => onPick(queue.name));
+  const edit = h("button", { type: "button", class: "btn btn-small btn-ghost queue-edit",
+    "aria-label": `Edit queue ${queue.name}` }, "Edit");
+  edit.addEventListener("click", () => editQueue(tiles.get(queue.name).queue));
   const rule = h("span", { class: "muted small queue-rule" });
   const alert = h("p", { class: "queue-alert", role: "status" });
   const li = h("li", { class: "queue-tile", dataset: { queue: queue.name } },
     h("div", { class: "queue-tile-head" },
-      h("strong", { class: "queue-name" }, queue.name), show),
+      h("strong", { class: "queue-name" }, queue.name), h("span", {}, edit, show)),
     rule,
     h("dl", { class: "queue-figures" }, pending, assigned, oldest, online),
     alert);
@@ -144,33 +153,69 @@ function numberField(input, label, { min, max } = {}) {
   return value;
 }
 
+let editingQueue = null; // the queue's name while the form edits one
+
+function resetQueueForm() {
+  editingQueue = null;
+  $("#queue-form").reset();
+  $("#queue-name").readOnly = false;
+  setText($("#queue-form-mode"), "New queue:");
+  setText($("#queue-form-go"), "Create queue");
+  $("#queue-form-cancel").hidden = true;
+  setText($("#queue-form-error"), "");
+}
+
+/** Load a queue into the form: PATCH /queues/<name> on submit. */
+function editQueue(queue) {
+  editingQueue = queue.name;
+  $("#queue-name").value = queue.name;
+  $("#queue-name").readOnly = true;
+  $("#queue-description").value = queue.description || "";
+  $("#queue-min-level").value = queue.min_level ?? "";
+  $("#queue-relax").value = queue.relax_after_s ?? "";
+  setText($("#queue-form-mode"), `Edit queue ${queue.name}:`);
+  setText($("#queue-form-go"), "Save queue");
+  $("#queue-form-cancel").hidden = false;
+  setText($("#queue-form-error"), "");
+  $("#queue-description").focus();
+}
+
 export function initQueueForm() {
   const form = $("#queue-form");
   const error = $("#queue-form-error");
-  const button = form.querySelector("button[type=submit]");
+  const button = $("#queue-form-go");
+  $("#queue-form-cancel").addEventListener("click", resetQueueForm);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     setText(error, "");
-    const body = { name: $("#queue-name").value.trim() };
+    const name = editingQueue || $("#queue-name").value.trim();
+    const body = {};
     try {
-      if (!body.name) throw new Error("Give the queue a name.");
+      if (!name) throw new Error("Give the queue a name.");
       const description = $("#queue-description").value.trim();
-      if (description) body.description = description;
+      if (description || editingQueue) body.description = description;
       const level = numberField($("#queue-min-level"), "The minimum level", { min: 1, max: MAX_LEVEL });
       if (level !== undefined) body.min_level = level;
       const relax = numberField($("#queue-relax"), "“Any level after”", { min: 0 });
       if (relax !== undefined) body.relax_after_s = relax;
+      else if (editingQueue) body.relax_after_s = null; // blank: never relaxes
     } catch (problem) {
       setText(error, problem.message);
       return;
     }
     button.disabled = true;
+    const editing = editingQueue;
     try {
-      const queue = await api("POST", "/queues", body);
-      toast("ok", `Queue ${queue.name || body.name} created.`);
-      form.reset();
+      if (editing) {
+        await api("PATCH", `/queues/${encodeURIComponent(editing)}`, body);
+        toast("ok", `Queue ${editing} saved.`);
+      } else {
+        const queue = await api("POST", "/queues", { name, ...body });
+        toast("ok", `Queue ${queue.name || name} created.`);
+      }
+      resetQueueForm();
     } catch (problem) {
-      setText(error, `Could not create the queue: ${describe(problem)}`);
+      setText(error, `Could not ${editing ? "save" : "create"} the queue: ${describe(problem)}`);
       toast("error", describe(problem));
     } finally {
       button.disabled = false;
