@@ -11,7 +11,8 @@ from live import MYSQL, Reviewer
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 TASK_FIELDS = {"id", "external_id", "name", "payload", "priority", "status", "assignee_id",
-               "created_at", "assigned_at", "completed_at", "deadline", "outcome", "note"}
+               "created_at", "assigned_at", "completed_at", "deadline", "outcome", "note",
+               "queue"}
 USER_FIELDS = {"id", "username", "role", "active", "online", "available", "task_id",
                "completed_count"}
 

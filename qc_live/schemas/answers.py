@@ -54,6 +54,7 @@ class Task(Answer):
     id: Id
     external_id: str | None
     name: str
+    queue: str
     payload: dict[str, Any]
     priority: int
     status: Literal[STATUSES]
