@@ -15,6 +15,11 @@ TASK_FIELDS = {"id", "external_id", "name", "payload", "priority", "status", "as
                "queue"}
 USER_FIELDS = {"id", "username", "role", "active", "online", "available", "task_id",
                "completed_count"}
+REVIEWER_FIELDS = USER_FIELDS | {"skills"}  # reviewers' user objects carry their skills
+
+
+def user_fields(role: str) -> set:
+    return REVIEWER_FIELDS if role == "reviewer" else USER_FIELDS
 
 
 def check_error_body(body, where: str = "error body") -> dict:
