@@ -32,7 +32,7 @@ from qc_live.dispatch import Dispatcher
 from qc_live.errors import QCError
 from qc_live.extensions import db
 from qc_live.lifecycle import TaskSpec
-from qc_live.models import Connection, Role, ServerProcess, Task, TaskEvent, User
+from qc_live.models import Connection, Role, ServerProcess, Skill, Task, TaskEvent, User
 from qc_live.notices import Assigned
 from qc_live.queue import URGENT_WINDOW
 
@@ -58,7 +58,7 @@ def machine_for(app):
             super().__init__()
             s = db.session
             s.rollback()
-            for model in (TaskEvent, Task, Connection, ServerProcess):
+            for model in (TaskEvent, Task, Connection, ServerProcess, Skill):
                 s.execute(sa.delete(model))
             s.execute(sa.delete(User).where(User.role == Role.REVIEWER.value))
             s.commit()
