@@ -46,6 +46,12 @@ def sees_tile(page, name: str, pending: int, assigned: int, online: int, flagged
         expect(alert).to_be_hidden()
 
 
+def waiting_of(server, task_id: int):
+    """The `waiting` of GET /tasks/<id> (Server.task leaves it out)."""
+    return server.request("GET", f"/tasks/{task_id}", server.admin_token,
+                          expect=200).json()["waiting"]
+
+
 def waiting_said(waiting) -> str:
     """What the board shows for a task's `waiting` (queues.js waitingText)."""
     if isinstance(waiting, str):
@@ -129,12 +135,12 @@ def test_queue_tiles_filter_and_why_tasks_wait(server, connect, open_page):
     see(board, "#tasks-note", "3 pending tasks in metal")
     # Why each one waits: GET /tasks/<id> `waiting`, shown under its name.
     for task in castings:
-        said = waiting_said(server.task(task["id"])["waiting"])
+        said = waiting_said(waiting_of(server, task["id"]))
         see(board, f'#tasks tr[data-task="{task["id"]}"] .task-waiting', said)
     board.select_option("#tasks-queue", "fruit")
     expect(task_rows(board)).to_have_count(1)
     see(board, f'#tasks tr[data-task="{second["id"]}"] .task-waiting',
-        waiting_said(server.task(second["id"])["waiting"]))
+        waiting_said(waiting_of(server, second["id"])))
     # A tile's "Tasks" button filters too.
     board.click(f'{tile("default")} .queue-show')
     expect(board.locator("#tasks-queue")).to_have_value("default")
@@ -143,7 +149,11 @@ def test_queue_tiles_filter_and_why_tasks_wait(server, connect, open_page):
     board.select_option("#tasks-queue", "")
     expect(task_rows(board)).to_have_count(5)
     board.select_option("#tasks-queue", "metal")
-    screenshot(board, "board-queues", full_page=True)
+    expect(task_rows(board)).to_have_count(3)
+    see(board, f'#tasks tr[data-task="{castings[0]["id"]}"] .task-waiting',
+        waiting_said(waiting_of(server, castings[0]["id"])))
+    board.evaluate("window.scrollTo(0, 0); document.querySelector('#toasts').replaceChildren()")
+    screenshot(board, "board-queues")
 
     phone = login(open_page(PHONE), server, "sue", lands_on="/supervisor")
     sees_tile(phone, "metal", pending=3, assigned=0, online=0, flagged=True)
@@ -166,7 +176,7 @@ def test_editing_skills_on_the_board_decides_who_gets_the_next_task(server, conn
     see(board, cell("bob", 1) + " .skills", "default 1")
 
     row = board.locator('#reviewers tr[data-reviewer="bob"]')
-    row.get_by_role("button", name="Skills").click()
+    row.get_by_role("button", name="Edit the skills of bob").click()
     editor = board.locator("#skills-editor")
     expect(editor).to_be_visible()
     see(board, "#skills-title", "Skills of bob")

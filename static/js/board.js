@@ -117,8 +117,10 @@ function reviewerRow(r) {
   if (row) return row;
   const name = h("span", { class: "reviewer-name" });
   const skills = h("span", { class: "reviewer-skills" });
+  const editSkillsButton = h("button", { type: "button", class: "link-button skills-edit",
+    "aria-label": `Edit the skills of ${r.username}` }, "edit skills");
   const cells = {
-    name: h("td", { class: "name" }, name, skills),
+    name: h("td", { class: "name" }, name, h("span", { class: "skills-line" }, skills, editSkillsButton)),
     status: h("td", {}),
     task: h("td", {}),
     since: h("td", { class: "tabular" }),
@@ -131,7 +133,7 @@ function reviewerRow(r) {
   cells.status.append(pill);
   const buttons = {
     pause: h("button", { type: "button", class: "btn btn-small" }),
-    skills: h("button", { type: "button", class: "btn btn-small" }, "Skills"),
+    skills: editSkillsButton,
     release: h("button", { type: "button", class: "btn btn-small" }, "Release"),
     cancel: null,
   };
@@ -147,7 +149,7 @@ function reviewerRow(r) {
   });
   buttons.cancel = confirmButton("Cancel task", () => row.reviewer.task_id,
     (taskId, button) => cancelTask(taskId, button), "btn-danger-ghost");
-  cells.actions.append(buttons.pause, buttons.skills, buttons.release, buttons.cancel);
+  cells.actions.append(buttons.pause, buttons.release, buttons.cancel);
   rows.set(r.id, row);
   return row;
 }

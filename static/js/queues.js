@@ -351,6 +351,7 @@ export function waitingLine(task, auto = false) {
   const button = h("button", { type: "button", class: "link-button" }, "Why waiting?");
   const ask = async () => {
     button.disabled = true;
+    setText(button, "Asking why…");
     try {
       const fresh = await api("GET", `/tasks/${task.id}`);
       if (fresh.status !== "pending") say(`Not waiting any more: ${fresh.status}.`);
