@@ -28,6 +28,14 @@ def new_queue(server, name: str, **fields) -> dict:
                           json={"name": name, **fields}).json()
 
 
+def watch_csp(page):
+    """Record the page's Content-Security-Policy violations in window.__csp."""
+    page.add_init_script("window.__csp = []; document.addEventListener("
+                         "'securitypolicyviolation', (e) => window.__csp.push("
+                         "`${e.violatedDirective} ${e.blockedURI}`));")
+    return page
+
+
 def tile(name: str, figure: str | None = None) -> str:
     """A queue tile, or one of its figures: pending, assigned, oldest, online."""
     base = f'#queue-tiles li[data-queue="{name}"]'
@@ -72,8 +80,9 @@ def test_queue_tiles_filter_and_why_tasks_wait(server, connect, open_page):
     new_queue(server, "fruit", min_level=3, description=f"Apples and pears {injected}")
     alice = reviewer_with(server, "alice", {"default": 1, "fruit": 5})
     reviewer_with(server, "bob", {"default": 1})  # never online
-    board = login(open_page(), server, "sue", lands_on="/supervisor")
+    board = login(watch_csp(open_page()), server, "sue", lands_on="/supervisor")
     see(board, tile("fruit", "pending"), "0")
+    see(board, tile("fruit") + " .queue-about", f"Apples and pears {injected}")
 
     # A supervisor creates a queue on the page; the same name twice is refused, on screen.
     board.fill("#queue-name", "metal")
@@ -122,6 +131,7 @@ def test_queue_tiles_filter_and_why_tasks_wait(server, connect, open_page):
     see(board, "#queues-summary", "1 with work and no qualified reviewer online")
     assert board.locator("#injected-desc").count() == 0
     assert board.evaluate("window.__xss") is None
+    assert board.evaluate("window.__csp") == []
     expect(board.locator("#queue-tiles li").first).to_have_attribute("data-queue", "metal")
 
     # The task list: every queue, then one queue (GET /tasks?queue=).
@@ -167,11 +177,11 @@ def test_editing_skills_on_the_board_decides_who_gets_the_next_task(server, conn
     bob = reviewer_with(server, "bob", {"default": 1})
     alice_socket = connect(alice["token"])
     assert alice_socket.next("idle")["reason"] == "queue-empty"
-    bob_page = login(open_page(), server, "bob", lands_on="/reviewer")
+    bob_page = login(watch_csp(open_page()), server, "bob", lands_on="/reviewer")
     see(bob_page, "#empty-title", "All done for now")
     [apples] = server.add_tasks({"name": "Grade apples", "queue": "fruit", "priority": 2})
 
-    board = login(open_page(), server, "sue", lands_on="/supervisor")
+    board = login(watch_csp(open_page()), server, "sue", lands_on="/supervisor")
     sees_tile(board, "fruit", pending=1, assigned=0, online=0, flagged=True)
     see(board, cell("bob", 1) + " .skills", "default 1")
 
@@ -214,3 +224,5 @@ def test_editing_skills_on_the_board_decides_who_gets_the_next_task(server, conn
     shows_task(bob_page, pears)
     assert server.task(pears["id"])["assignee_id"] == bob["id"]
     assert all(kind != "task-assigned" for kind, _ in alice_socket.log)
+    for page in (board, bob_page):
+        assert page.evaluate("window.__csp") == []

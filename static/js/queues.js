@@ -58,14 +58,15 @@ function tile(queue, onPick) {
     "aria-label": `Edit queue ${queue.name}` }, "Edit");
   edit.addEventListener("click", () => editQueue(tiles.get(queue.name).queue));
   const rule = h("span", { class: "muted small queue-rule" });
+  const about = h("span", { class: "small queue-about" });
   const alert = h("p", { class: "queue-alert", role: "status" });
   const li = h("li", { class: "queue-tile", dataset: { queue: queue.name } },
     h("div", { class: "queue-tile-head" },
       h("strong", { class: "queue-name" }, queue.name), h("span", {}, edit, show)),
-    rule,
+    about, rule,
     h("dl", { class: "queue-figures" }, pending, assigned, oldest, online),
     alert);
-  entry = { li, rule, alert, figures: { pending: pendingValue, assigned: assignedValue,
+  entry = { li, rule, about, alert, figures: { pending: pendingValue, assigned: assignedValue,
     oldest: oldestValue, online: onlineValue }, queue };
   tiles.set(queue.name, entry);
   return entry;
@@ -97,7 +98,9 @@ export function renderQueues(snap, onPick) {
     entry.li.classList.toggle("queue-tile-alert", alone);
     entry.li.dataset.unattended = String(alone);
     setText(entry.rule, ruleText(queue));
-    if (queue.description) entry.rule.title = queue.description;
+    setText(entry.about, queue.description || "");
+    entry.about.title = queue.description || "";
+    entry.about.hidden = !queue.description;
     setText(entry.figures.pending, queue.pending);
     setText(entry.figures.assigned, queue.assigned);
     setText(entry.figures.online, queue.online_qualified);
