@@ -83,6 +83,7 @@ def test_queue_tiles_filter_and_why_tasks_wait(server, connect, open_page):
     board = login(watch_csp(open_page()), server, "sue", lands_on="/supervisor")
     see(board, tile("fruit", "pending"), "0")
     see(board, tile("fruit") + " .queue-about", f"Apples and pears {injected}")
+    assert board.locator("#injected-desc").count() == 0
 
     # A supervisor creates a queue on the page; the same name twice is refused, on screen.
     board.fill("#queue-name", "metal")
@@ -107,12 +108,13 @@ def test_queue_tiles_filter_and_why_tasks_wait(server, connect, open_page):
     see(board, "#queue-form-error", "The minimum level must be at least 1.")
     board.fill("#queue-min-level", "3")
     board.fill("#queue-relax", "600")
+    board.fill("#queue-description", "Apples and pears")
     board.click("#queue-form-go")
     see(board, ".toast-ok:last-child", "Queue fruit saved.", contains=True)
     see(board, tile("fruit") + " .queue-rule", "needs level 3 · any level after 10 min")
     fruit = server.request("GET", "/queues", server.admin_token, expect=200).json()["queues"]
-    assert [(q["min_level"], q["relax_after_s"]) for q in fruit if q["name"] == "fruit"] \
-        == [(3, 600)]
+    assert [(q["min_level"], q["relax_after_s"], q["description"]) for q in fruit
+            if q["name"] == "fruit"] == [(3, 600, "Apples and pears")]
     expect(board.locator("#queue-form-go")).to_have_text("Create queue")
 
     top, second, *castings, plain = server.add_tasks([
@@ -168,6 +170,7 @@ def test_queue_tiles_filter_and_why_tasks_wait(server, connect, open_page):
     phone = login(open_page(PHONE), server, "sue", lands_on="/supervisor")
     sees_tile(phone, "metal", pending=3, assigned=0, online=0, flagged=True)
     assert fits_the_width(phone)
+    screenshot(phone, "board-queues-phone")
 
 
 def test_editing_skills_on_the_board_decides_who_gets_the_next_task(server, connect, open_page):
