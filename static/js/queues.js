@@ -8,10 +8,12 @@ import { describe, toast } from "./feedback.js";
 import { api } from "./session.js";
 
 export const MAX_LEVEL = 10;
+const REASON_TTL_MS = 5000; // the list reloads on every change of the floor: ask at most this often
 
 const tiles = new Map(); // queue name -> {li, figures, alert}
 let known = []; // the queues of the last snapshot
 let editing = null; // the reviewer whose skills are in the editor
+const reasons = new Map(); // task id -> {task, at}: recent answers of GET /tasks/<id>
 
 /** The queues of the last snapshot, in its order. */
 export function queueList() {
@@ -352,11 +354,17 @@ export function waitingLine(task, auto = false) {
     return line;
   }
   const button = h("button", { type: "button", class: "link-button" }, "Why waiting?");
-  const ask = async () => {
+  const ask = async (recent = false) => {
     button.disabled = true;
     setText(button, "Asking why…");
     try {
-      const fresh = await api("GET", `/tasks/${task.id}`);
+      const now = Date.now();
+      for (const [id, seen] of reasons) if (now - seen.at > REASON_TTL_MS) reasons.delete(id);
+      let fresh = recent && reasons.has(task.id) ? reasons.get(task.id).task : null;
+      if (!fresh) {
+        fresh = await api("GET", `/tasks/${task.id}`);
+        reasons.set(task.id, { task: fresh, at: Date.now() });
+      }
       if (fresh.status !== "pending") say(`Not waiting any more: ${fresh.status}.`);
       else if (!("waiting" in fresh)) say("This server does not tell why a task waits.");
       else show(fresh.waiting);
@@ -364,8 +372,8 @@ export function waitingLine(task, auto = false) {
       say(`Could not ask why: ${describe(problem)}`, true);
     }
   };
-  button.addEventListener("click", ask);
+  button.addEventListener("click", () => ask(false));
   line.append(button);
-  if (auto) ask();
+  if (auto) ask(true);
   return line;
 }
