@@ -168,25 +168,30 @@ class Dispatcher:
         return Outcome(value).extend(self.dispatch_pending(session))
 
     def dispatch_pending(self, session) -> Outcome:
-        """Hand pending tasks to free online reviewers: the first task in
-        dispatch order to the longest-idle reviewer, the second to the next.
+        """Hand pending tasks to free online reviewers: each task, in dispatch
+        order, to the longest-idle free reviewer qualified for it.
 
-        Set-based, up to `batch` tasks per transaction: the free reviewers are
-        read once and locked, then as many tasks from the head of the queue,
-        and the pairs written in one executemany. Between transactions the
+        Set-based, up to `batch` tasks per transaction: the free reviewers
+        qualified for something pending are read once and locked, then paired
+        with the tasks in dispatch order (queue.match: each task to the
+        longest-idle of them who qualifies for it), and the pairs written in
+        one executemany; a reviewer left without a task is passed over in
+        the next batches. Between transactions the
         event loop runs (database.yield_to_loop), so a large import does not
         stall sockets, acks or the heartbeat. Reviewers or tasks a concurrent
         transaction holds are skipped: it gives them work itself, and the
         periodic sweep catches anything left."""
         size = self.batch
+        passed = set()  # reviewers this dispatch could give nothing to
 
         def hand_out(w: Work):
             # Cheap first: on a busy floor the queue is long and nobody is free.
             if not queue.anything_pending(w):
                 return [], False
-            candidates = queue.free_reviewers(w.session, self.lease_seconds, size)
+            candidates = queue.free_reviewers(w.session, self.lease_seconds, size,
+                                              exclude=passed, now=w.now)
             free = queue.lock_free(w, candidates) if candidates else []
-            pairs, skip, lost, everyone = [], set(), False, len(free)
+            pairs, skip = [], set()
             for _ in range(3):  # concurrent claims took some: look past them, twice at most
                 chosen = queue.match(w, free, skip) if free else []
                 rows = {row.id: row for row in queue.lock_pending(w, [t for _, t in chosen])}
@@ -198,10 +203,11 @@ class Dispatcher:
                 skip |= {t for _, t in chosen if t not in rows}
                 free = [r for r in free if r not in taken]
             notices = lifecycle.assign(w, pairs) if pairs else []
-            # Go on if there may be more free reviewers and these all got
-            # work, or if concurrent claims kept some of these from theirs.
-            full = len(candidates) == size and len(pairs) == everyone
-            return notices, bool(pairs) and (full or lost)
+            # Those left without a task are passed over from now on (the ones
+            # after them in the idle line may qualify for what is left); go
+            # on while there may be more free reviewers.
+            passed.update(set(candidates) - {r for r, _ in pairs})
+            return notices, len(candidates) == size
 
         outcome = Outcome()
         while True:

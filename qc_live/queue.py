@@ -30,6 +30,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from . import sql
+from .clock import utcnow
 from .lifecycle import Work
 from .models import Role, Skill, User
 from .presence import live_socket_exists
@@ -247,24 +248,42 @@ def lock_pending(w: Work, task_ids: list[int]) -> list:
 
 
 def free_reviewers(session, lease_seconds: float, limit: int = 10, queue: str | None = None,
-                   level: int = 1) -> list[int]:
+                   level: int = 1, exclude=(), now=None) -> list[int]:
     """Online, available reviewers holding nothing, longest idle first (no
     locks), who are qualified now: with `queue`, those with at least `level`
     for it (the level a task of that queue asks for now: routing.level_needed);
-    without, those with a skill for a queue that has pending tasks."""
+    without, those qualified for some pending task now. `exclude`: ids to
+    leave out (a dispatch's reviewers no task could go to)."""
+    now = now or utcnow()
     holds = sa.exists().where(_t.c.holder_id == User.id)
     if queue is not None:
         skilled = sa.exists().where(Skill.user_id == User.id, Skill.queue == queue,
                                     Skill.level >= level)
     else:
-        skilled = sa.exists().where(Skill.user_id == User.id, sa.exists().where(
-            _t.c.queue == Skill.queue, _t.c.status == sql.PENDING))
-    return list(session.scalars(
-        sa.select(User.id)
-        .where(User.role == Role.REVIEWER.value, User.active.is_(True),
-               User.available.is_(True), ~holds, skilled,
-               live_socket_exists(User.id, lease_seconds))
-        .order_by(User.idle_since, User.id).limit(limit)))
+        skilled = _qualified_for_pending(session, now)
+    query = sa.select(User.id).where(
+        User.role == Role.REVIEWER.value, User.active.is_(True), User.available.is_(True),
+        ~holds, skilled, live_socket_exists(User.id, lease_seconds))
+    if exclude:
+        query = query.where(User.id.not_in(list(exclude)))
+    return list(session.scalars(query.order_by(User.idle_since, User.id).limit(limit),
+                                {"now": now}))
+
+
+def _qualified_for_pending(session, now):
+    """SQL over `User`: a skill for a queue with a pending task it qualifies
+    for now: the skill's level is the queue's min_level or more, or the task
+    was created before that queue's relax cutoff (read first: queues are few)."""
+    waiting, q = sql.tasks.alias("waiting"), sql.queues
+    relaxing = session.execute(sa.select(q.c.name, q.c.relax_after_s)
+                               .where(q.c.relax_after_s.is_not(None))).all()
+    eligible = sa.or_(Skill.level >= q.c.min_level, *[
+        sa.and_(Skill.queue == name, waiting.c.created_at < now - timedelta(seconds=relax))
+        for name, relax in relaxing])
+    return sa.exists().where(
+        Skill.user_id == User.id, q.c.name == Skill.queue,
+        sa.exists().where(waiting.c.queue == Skill.queue, waiting.c.status == sql.PENDING,
+                          sql.not_overdue(waiting), eligible))
 
 
 def lock_free(w: Work, candidates: list[int]) -> list[int]:
