@@ -227,5 +227,17 @@ def test_editing_skills_on_the_board_decides_who_gets_the_next_task(server, conn
     shows_task(bob_page, pears)
     assert server.task(pears["id"])["assignee_id"] == bob["id"]
     assert all(kind != "task-assigned" for kind, _ in alice_socket.log)
+
+    # A blank level takes the reviewer out of that queue (the map is replaced).
+    board.locator('#reviewers tr[data-reviewer="alice"]').get_by_role(
+        "button", name="Edit the skills of alice").click()
+    see(board, "#skills-title", "Skills of alice")
+    board.fill('#skills-levels input[data-queue="default"]', "")
+    board.fill('#skills-levels input[data-queue="fruit"]', "3")
+    board.click("#skills-save")
+    see(board, ".toast-ok:last-child", "alice's skills: fruit 3.", contains=True)
+    see(board, cell("alice", 1) + " .skills", "fruit 3")
+    users = server.request("GET", "/users", server.admin_token, expect=200).json()["users"]
+    assert [u["skills"] for u in users if u["id"] == alice["id"]] == [{"fruit": 3}]
     for page in (board, bob_page):
         assert page.evaluate("window.__csp") == []
