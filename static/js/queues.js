@@ -10,15 +10,10 @@ import { api } from "./session.js";
 export const MAX_LEVEL = 10;
 const REASON_TTL_MS = 5000; // the list reloads on every change of the floor: ask at most this often
 
-const tiles = new Map(); // queue name -> {li, figures, alert}
+const tiles = new Map(); // queue name -> {li, rule, about, alert, figures, queue}
 let known = []; // the queues of the last snapshot
 let editing = null; // the reviewer whose skills are in the editor
 const reasons = new Map(); // task id -> {task, at}: recent answers of GET /tasks/<id>
-
-/** The queues of the last snapshot, in its order. */
-export function queueList() {
-  return known;
-}
 
 function span(seconds) {
   if (seconds < 120) return `${seconds} s`;
@@ -146,7 +141,7 @@ function syncFilter() {
   $("#tasks-queue-box").hidden = false;
 }
 
-// --- creating a queue (POST /queues) --------------------------------------------------
+// --- creating and editing a queue (POST /queues, PATCH /queues/<name>) ----------------
 
 function numberField(input, label, { min, max } = {}) {
   if (input.validity.badInput) throw new Error(`${label} must be a whole number.`);
