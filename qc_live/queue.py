@@ -100,11 +100,23 @@ def _in_queue(table, i: int, cutoff: bool):
     return conditions
 
 
+def _by_head(statement, table):
+    """Tell MariaDB/MySQL to read `table` by ix_tasks_queue_head: with a
+    created_at cutoff it would otherwise pick a range of ix_tasks_queue or
+    ix_tasks_due over every queue (bench/claim_plan.py)."""
+    hint = "FORCE INDEX (ix_tasks_queue_head)"
+    return statement.with_hint(table, hint, "mysql").with_hint(table, hint, "mariadb")
+
+
 def _fifo(i: int, cutoff: bool, n: int = 1, lock: bool = False):
-    """A queue's head, FIFO within the highest priority (ix_tasks_queue_head)."""
+    """A queue's head, FIFO within the highest priority (ix_tasks_queue_head:
+    an index walk from the top that stops at the first row, or, with a
+    cutoff, at the first old enough)."""
     t = sql.tasks
     statement = sa.select(t).where(*_in_queue(t, i, cutoff)) \
         .order_by(t.c.priority.desc(), t.c.created_at, t.c.id).limit(n)
+    if cutoff:
+        statement = _by_head(statement, t)
     return statement.with_for_update(skip_locked=True) if lock else statement
 
 
@@ -115,8 +127,9 @@ def _urgent(i: int, cutoff: bool, n: int = 1, lock: bool = False):
     t, top = sql.tasks, sql.tasks.alias(f"top{i}")
     due = [t.c.deadline > sa.bindparam("now"), t.c.deadline <= sa.bindparam("soon")]
     if n == 1:
-        top_priority = sa.select(top.c.priority).where(*_in_queue(top, i, cutoff)) \
-            .order_by(top.c.priority.desc()).limit(1).scalar_subquery()
+        top_priority = _by_head(sa.select(top.c.priority).where(*_in_queue(top, i, cutoff))
+                                .order_by(top.c.priority.desc()).limit(1), top) \
+            .scalar_subquery()
         statement = sa.select(t).where(*_in_queue(t, i, cutoff), *due,
                                        t.c.priority == top_priority) \
             .order_by(t.c.deadline, t.c.id).limit(1)
@@ -172,13 +185,21 @@ def next_task(w: Work, reviewer_id: int):
     other transactions hold); its row, or None. One read of its skills; with
     one qualified queue, its head is locked straight away (one or two index
     range reads, as without queues); with several, one UNION reads every
-    queue's heads, and they are tried best first."""
+    queue's heads and the best is locked by its id, re-checked; if a
+    concurrent claim has it, each queue's head is locked in turn, best first."""
     reaches = sorted(reaches_of(w, reviewer_id).items())
     if len(reaches) > 1:
-        rows = w.conn.execute(_heads(tuple(r is not ALL for _, r in reaches)),
-                              _params(w, reaches)).all()
+        rows = sorted(w.conn.execute(_heads(tuple(r is not ALL for _, r in reaches)),
+                                     _params(w, reaches)).all(),
+                      key=lambda row: dispatch_key(row, w.now))
+        if rows:
+            row = w.conn.execute(sql.LOCK_IF_PENDING, {"task_id": rows[0].id,
+                                                       "queue": rows[0].queue,
+                                                       "now": w.now}).first()
+            if row is not None:
+                return row
         best = {}
-        for row in sorted(rows, key=lambda row: dispatch_key(row, w.now)):
+        for row in rows:
             best.setdefault(row.queue, len(best))
         reaches = sorted((item for item in reaches if item[0] in best),
                          key=lambda item: best[item[0]])

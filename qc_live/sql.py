@@ -53,6 +53,12 @@ URGENT_HEAD = (sa.select(tasks).where(tasks.c.status == PENDING,
                                       tasks.c.deadline <= _p("soon"))
                .order_by(tasks.c.deadline, tasks.c.id)
                .limit(1).with_for_update(skip_locked=True))
+# One task, locked if it is still pending in the same queue and not overdue
+# (and no other claim holds it): the best of the heads a claim read.
+# :task_id :queue :now
+LOCK_IF_PENDING = (sa.select(tasks).where(tasks.c.id == _p("task_id"), tasks.c.status == PENDING,
+                                          tasks.c.queue == _p("queue"), not_overdue())
+                   .with_for_update(skip_locked=True))
 # A reviewer's skills with their queues' rules: what its claim may take. :reviewer_id
 SKILLS_OF = (sa.select(skills.c.queue, skills.c.level, queues.c.min_level,
                        queues.c.relax_after_s)
