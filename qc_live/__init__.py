@@ -76,9 +76,10 @@ def create_app(test_config: Config | dict | None = None,
     access_log.init_app(app, config, sessions=lambda sid: socketio.server.environ.get(sid))
     app.wsgi_app = _nosniff(app.wsgi_app)  # outside Socket.IO's, to cover its answers too
 
-    from . import (api_auth, api_board, api_health, api_reviewer, api_stats, api_tasks,
-                   api_users, cli, openapi, pages, sockets)  # noqa: F401
-    for blueprint in (api_auth.bp, api_tasks.bp, api_reviewer.bp, api_users.bp, api_board.bp,
+    from . import (api_auth, api_board, api_health, api_queues, api_reviewer, api_stats,
+                   api_tasks, api_users, cli, openapi, pages, sockets)  # noqa: F401
+    for blueprint in (api_auth.bp, api_tasks.bp, api_queues.bp, api_reviewer.bp, api_users.bp,
+                      api_board.bp,
                       api_health.bp, cli.bp, pages.bp, api_stats.bp, openapi.bp, metrics.bp):
         app.register_blueprint(blueprint)
     metrics.init_app(app)

@@ -73,7 +73,21 @@ def validation_context() -> dict:
     """What the models need from the configuration (schemas.fields)."""
     config = current_app.extensions["qc_config"]
     return {"max_payload_bytes": config.max_payload_bytes,
-            "max_tasks": config.max_tasks_per_request, "pause": database.yield_to_loop}
+            "max_tasks": config.max_tasks_per_request, "pause": database.yield_to_loop,
+            "known_queues": known_queues()}
+
+
+def known_queues():
+    """A function giving the names of the queues, read once, when first asked."""
+    found = []
+
+    def names() -> set:
+        if not found:
+            from .extensions import db
+            from .routing import queue_names
+            found.append(queue_names(db.session))
+        return found[0]
+    return names
 
 
 def json_body():

@@ -4,7 +4,7 @@ from flask import Blueprint, jsonify, request
 from flask_jwt_extended import current_user
 from sqlalchemy.exc import IntegrityError
 
-from . import importer, state
+from . import importer, routing, state
 from .api import api
 from .auth import role_required
 from .database import yield_to_loop
@@ -13,7 +13,9 @@ from .extensions import db
 from .history import task_events
 from .listing import list_tasks
 from .models import MAX_ID, Role
-from .schemas.answers import Assigned, CreatedTasks, ImportResult, Task, TaskHistory, TaskPage
+from .schemas.answers import (Assigned, CreatedTasks, ImportResult, SupervisedTask, Task,
+                              TaskHistory, TaskPage)
+from .sql import READ_TASK
 from .lifecycle import TaskSpec
 from .schemas.requests import AssignTask, ImportOptions, NewTasks, TaskChanges, TaskListing
 
@@ -113,7 +115,8 @@ def _after_batch(outcome) -> None:
      answers={201: (ImportResult, "what was imported")},
      errors=(400, 401, 403, 409, 413, 422, 503),
      description="UTF-8 CSV with a header row: name (required), priority, deadline, "
-     "external_id, payload (a JSON object); an empty cell means not given. Every row is "
+     "external_id, payload (a JSON object), queue (an existing queue: unknown_queue for the "
+     "row otherwise; default: default); an empty cell means not given. Every row is "
      "checked first: with any bad row nothing is imported (400/422 invalid_tasks listing "
      "the rows), unless skip_invalid=1, which imports the valid rows and lists the skipped "
      "ones. Rows are created in batches of 1,000 (each a transaction, dispatched at once). "
@@ -125,7 +128,8 @@ def import_tasks(query: ImportOptions):
     request.max_content_length = cfg.max_import_bytes
     skip_invalid = query.skip_invalid
     parsed = importer.parse(importer.decode(_upload()), cfg.max_payload_bytes,
-                            cfg.max_tasks_per_request, pause=yield_to_loop)
+                            cfg.max_tasks_per_request, pause=yield_to_loop,
+                            queues=routing.queue_names(db.session))
     if parsed.problems and not skip_invalid:
         raise parsed.refusal()
     done = importer.create_in_batches(db.session, parsed.specs, current_user.id,
@@ -141,17 +145,24 @@ def import_tasks(query: ImportOptions):
 @bp.get("/tasks/<int:task_id>")
 @role_required(Role.REVIEWER)
 @api("One task", "a supervisor; a reviewer for a task it holds or held",
-     answers={200: (Task, "the task")}, errors=(401, 403, 404))
+     answers={200: (SupervisedTask, "the task; for a supervisor, a pending task also says "
+                    "why it is `waiting`")}, errors=(401, 403, 404))
 def get_task(task_id: int):
-    return jsonify(state.dispatcher().task_for_reader(db.session, _existing_id(task_id),
-                                                      current_user))
+    task = state.dispatcher().task_for_reader(db.session, _existing_id(task_id), current_user)
+    if task["status"] == "pending" and \
+            Role(current_user.role).rank >= Role.SUPERVISOR.rank:
+        row = db.session.execute(READ_TASK, {"task_id": task["id"]}).first()
+        task["waiting"] = routing.waiting(db.session, state.config(), row)
+    return jsonify(task)
 
 
 @bp.patch("/tasks/<int:task_id>")
 @role_required(Role.SUPERVISOR)
 @api("Edit or cancel a task", "a supervisor", body=TaskChanges,
-     answers={200: (Task, "the task as it is now")}, errors=(401, 403, 404, 409),
-     description="Edits go to a holder at once (task-assigned again, same id); cancelling "
+     answers={200: (Task, "the task as it is now")}, errors=(401, 403, 404, 409, 422),
+     description="A pending task may move to another `queue` (422 unknown_queue; 409 "
+     "task_not_pending once held); it keeps its place by age. "
+     "Edits go to a holder at once (task-assigned again, same id); cancelling "
      "an assigned task sends its holder task-revoked (cancelled) and then its next task. "
      "Finished tasks are 409 task_final. Only deadline may be null.")
 def patch_task(task_id: int, body: TaskChanges):
@@ -188,14 +199,21 @@ def release_task(task_id: int):
 @bp.post("/assign_task")
 @role_required(Role.SUPERVISOR)
 @api("Send a pending task out now", "a supervisor", body=AssignTask, errors=(401, 403, 404, 409),
-     answers={200: (Assigned, "assigned to the longest-idle free reviewer, or still pending")})
+     answers={200: (Assigned, "assigned to the longest-idle free qualified reviewer (or the "
+                    "one named), or still pending")},
+     description="With reviewer_id: 409 not_qualified (the message says why) when that "
+     "reviewer does not qualify for the task's queue now, 409 reviewer_unavailable when it is "
+     "not free (offline, paused, holding a task). Without: the task stays pending when no "
+     "qualified reviewer is free.")
 def assign_task(body: AssignTask):
     task_id = body.task_id
-    outcome = state.dispatcher().assign_task(db.session, task_id, current_user.id)
+    outcome = state.dispatcher().assign_task(db.session, task_id, current_user.id,
+                                             reviewer_id=body.reviewer_id)
     state.notifier().push(outcome)
     task = outcome.value
     if task["assignee_id"] is None:
-        message = f"task {task_id} stays pending: no reviewer is free right now"
+        message = (f"task {task_id} stays pending: no reviewer qualified for queue "
+                   f"{task['queue']!r} is free right now")
     else:
         message = f"task {task_id} assigned to reviewer {task['assignee_id']}"
     return jsonify({"message": message, "task": task})

@@ -6,6 +6,7 @@
     pending|assigned --cancel--> cancelled
     pending|assigned --expire--> expired
     pending|assigned --edit--> the same status, new name/payload/priority/deadline
+    pending --edit--> pending, in another queue (keeping created_at)
 
 Each edge is a function over a `Work` (one write transaction): it writes the
 task's row, records its event in the history (`task_events`, written once per
@@ -27,7 +28,7 @@ from .clock import utcnow
 from .database import is_sqlite, run_write
 from .errors import Conflict, NotFound
 from .group_commit import run_write_shared
-from .models import task_dict
+from .models import DEFAULT_QUEUE, task_dict
 from .notices import Assigned
 
 __all__ = ["Work", "run", "task_dict", "TaskSpec"]
@@ -35,7 +36,7 @@ __all__ = ["Work", "run", "task_dict", "TaskSpec"]
 ASSIGNED, PENDING, CANCELLED = sql.ASSIGNED, sql.PENDING, sql.CANCELLED
 LIVE = sql.LIVE  # the statuses a task can leave
 FINAL = (sql.COMPLETED, sql.CANCELLED, sql.EXPIRED)
-EDITABLE = ("name", "payload", "priority", "deadline")
+EDITABLE = ("name", "payload", "priority", "deadline", "queue")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class TaskSpec:
     priority: int = 0
     deadline: object = None
     external_id: str | None = None
+    queue: str = DEFAULT_QUEUE
 
 
 class Work:
@@ -156,7 +158,8 @@ def create(w: Work, specs: list[TaskSpec], actor_id: int | None) -> list[dict]:
             places.append(len(rows))
             rows.append({"name": spec.name, "payload": spec.payload,
                          "priority": spec.priority, "deadline": spec.deadline,
-                         "external_id": spec.external_id, "status": PENDING,
+                         "external_id": spec.external_id, "queue": spec.queue,
+                         "status": PENDING,
                          "created_at": w.now, "updated_at": w.now})
     if not rows:
         return places

@@ -109,6 +109,49 @@ class User(db.Model):
         return {"id": self.id, "username": self.username, "role": self.role}
 
 
+QUEUE_NAME_LENGTH = 64
+DEFAULT_QUEUE = "default"
+LEVELS = (1, 10)
+
+
+class Queue(db.Model):
+    """A kind of task (a product line, a language, a defect class). A reviewer
+    qualifies for its tasks with a skill level of at least `min_level`, or of
+    at least 1 once a task has waited longer than `relax_after_s` (never when
+    it is NULL). The `default` queue always exists."""
+    __tablename__ = "queues"
+
+    name: Mapped[str] = mapped_column(ExactString(QUEUE_NAME_LENGTH), primary_key=True)
+    description: Mapped[str] = mapped_column(sa.String(255), default="")
+    min_level: Mapped[int] = mapped_column(default=1)
+    relax_after_s: Mapped[int | None] = mapped_column(nullable=True)
+    created_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
+
+
+class Skill(db.Model):
+    """A reviewer's level (1..10) for one queue; no row: not skilled for it."""
+    __tablename__ = "skills"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", name="fk_skills_user"),
+                                         primary_key=True)
+    queue: Mapped[str] = mapped_column(ExactString(QUEUE_NAME_LENGTH),
+                                       sa.ForeignKey("queues.name", name="fk_skills_queue"),
+                                       primary_key=True)
+    level: Mapped[int] = mapped_column()
+
+    __table_args__ = (sa.Index("ix_skills_queue", "queue", "level"),)
+
+
+@sa.event.listens_for(User, "after_insert")
+def _default_skill(_mapper, connection, user):
+    """Every new reviewer starts with {"default": 1}, however it is made (the
+    API, the CLI, a test's floor): with it, a floor without queues
+    dispatches as it always did. accounts.py replaces it when skills are given."""
+    if user.role == Role.REVIEWER.value:
+        connection.execute(sa.insert(Skill.__table__).values(
+            user_id=user.id, queue=DEFAULT_QUEUE, level=1))
+
+
 class Task(db.Model):
     __tablename__ = "tasks"
 
@@ -135,6 +178,9 @@ class Task(db.Model):
     outcome: Mapped[str | None] = mapped_column(sa.String(8), nullable=True)
     note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     updated_at: Mapped[object] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    queue: Mapped[str] = mapped_column(
+        ExactString(QUEUE_NAME_LENGTH), sa.ForeignKey("queues.name", name="fk_tasks_queue"),
+        default=DEFAULT_QUEUE, server_default=DEFAULT_QUEUE)
 
 
 def task_dict(row, **changes) -> dict:
@@ -145,6 +191,7 @@ def task_dict(row, **changes) -> dict:
         "id": task["id"],
         "external_id": task["external_id"],
         "name": task["name"],
+        "queue": task["queue"],
         "payload": task["payload"] if task["payload"] is not None else {},
         "priority": task["priority"],
         "status": task["status"],
@@ -160,6 +207,13 @@ def task_dict(row, **changes) -> dict:
 
 # The dispatch query: next pending task by priority (descending), then FIFO.
 sa.Index("ix_tasks_queue", Task.status, Task.priority.desc(), Task.created_at, Task.id)
+# The claim: one queue's head, highest priority then oldest (queue.py reads
+# one per queue a reviewer qualifies for), and its urgent head.
+sa.Index("ix_tasks_queue_head", Task.queue, Task.status, Task.priority.desc(), Task.created_at,
+         Task.id)
+sa.Index("ix_tasks_queue_due", Task.queue, Task.status, Task.priority, Task.deadline)
+# GET /tasks?queue= by age, and each queue's oldest pending task (the board).
+sa.Index("ix_tasks_queue_created", Task.queue, Task.status, Task.created_at, Task.id)
 # Urgent tasks within a priority, and deadline expiry.
 sa.Index("ix_tasks_due", Task.status, Task.priority, Task.deadline)
 sa.Index("ix_tasks_deadline", Task.status, Task.deadline)

@@ -24,7 +24,7 @@ bp = Blueprint("openapi", __name__)
 VERSION = "1.0.0"
 COMPONENTS = "#/components/schemas/{model}"
 # A route's tag by its blueprint, unless it names its own.
-TAGS = {"auth": "auth", "tasks": "tasks", "reviewer_api": "reviewers", "users": "users",
+TAGS = {"auth": "auth", "tasks": "tasks", "queues": "queues", "reviewer_api": "reviewers", "users": "users",
         "stats": "stats", "board": "stats", "health": "operations", "metrics": "operations",
         "openapi": "operations", "pages": "pages", None: "pages"}
 ERRORS = {
@@ -151,7 +151,7 @@ def spec(app) -> dict:
                  "docs/api.md. Every error is {\"error\": {\"code\", \"message\"}}."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": name} for name in ("auth", "tasks", "reviewers", "users", "stats",
+        "tags": [{"name": name} for name in ("auth", "tasks", "queues", "reviewers", "users", "stats",
                                              "operations", "pages")],
         "paths": paths,
         "components": {

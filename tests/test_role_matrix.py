@@ -155,6 +155,14 @@ REST = {
         lambda w, r: w.call(r, "GET", f"/users/{w.alice['id']}/stats"), (401, OK, 403, OK, OK)),
     ("GET", "/stats"): (lambda w, r: w.call(r, "GET", "/stats"), (401, 403, 403, OK, OK)),
     ("GET", "/board"): (lambda w, r: w.call(r, "GET", "/board"), (401, 403, 403, OK, OK)),
+    ("GET", "/queues"): (lambda w, r: w.call(r, "GET", "/queues"), (401, 403, 403, OK, OK)),
+    ("POST", "/queues"): (
+        lambda w, r: w.call(r, "POST", "/queues", json={"name": unique("q").replace(" ", "")}),
+        (401, 403, 403, 201, 201)),
+    ("PATCH", "/queues/<string:name>"): (
+        lambda w, r: w.call(r, "PATCH", "/queues/default",
+                            json={"description": unique("the default queue ")}),
+        (401, 403, 403, OK, OK)),
     ("GET", "/healthz"): (lambda w, r: w.call(r, "GET", "/healthz"), (OK,) * 5),
     ("GET", "/openapi.json"): (lambda w, r: w.call(r, "GET", "/openapi.json"), (OK,) * 5),
     # Open unless QC_METRICS_TOKEN is set (test_metrics.py): a token of any role is not it.
@@ -185,6 +193,8 @@ UNKNOWN = {
                                                 (401, 403, 403, 404, 404)),
     ("GET", "/users/<int:user_id>/stats"): (f"/users/{MISSING}/stats", None,
                                             (401, 403, 403, 404, 404)),
+    ("PATCH", "/queues/<string:name>"): ("/queues/nothing", {"description": "x"},
+                                         (401, 403, 403, 404, 404)),
     ("GET", "/vendor/<name>"): ("/vendor/nothing.js", None, (404,) * 5),
     ("GET", "/static/<path:filename>"): ("/static/nothing.css", None, (404,) * 5),
 }

@@ -54,6 +54,7 @@ class Task(Answer):
     id: Id
     external_id: str | None
     name: str
+    queue: str
     payload: dict[str, Any]
     priority: int
     status: Literal[STATUSES]
@@ -64,6 +65,21 @@ class Task(Answer):
     deadline: Time | None
     outcome: Literal[OUTCOMES] | None
     note: str | None
+
+
+class Waiting(Answer):
+    reason: Literal["no_qualified_reviewer_online", "qualified_paused", "qualified_busy",
+                    "next_in_line"]
+    message: str
+    level_needed: int = Field(description="the skill level the task asks for now")
+    online_qualified: int = Field(description="reviewers online with that level for its queue")
+    relax_in_s: float | None = Field(description="seconds until level 1 is enough "
+                                     "(relax_after_s), if that is still to come")
+
+
+class SupervisedTask(Task):
+    waiting: Waiting = Field(None, description="pending tasks only: why the task is on "
+                             "nobody's screen")
 
 
 class CreatedTasks(Answer):
@@ -107,6 +123,9 @@ class Assigned(Answer):
     task: Task
 
 
+Skills = Annotated[dict[str, int], Field(description="queue -> level 1..10")]
+
+
 class User(Answer):
     id: Id
     username: str
@@ -116,6 +135,7 @@ class User(Answer):
     available: bool
     task_id: Id | None
     completed_count: int
+    skills: Skills = Field(None, description="reviewers only")
 
 
 class Users(Answer):
@@ -183,6 +203,22 @@ class Queue(Open):
     oldest_pending_age_s: float | None
 
 
+class QueueInfo(Answer):
+    """A queue (docs/api.md, Queues and skills)."""
+    name: str
+    description: str
+    min_level: int
+    relax_after_s: int | None
+    pending: int
+    assigned: int
+    oldest_pending_age_s: float | None
+    online_qualified: int = Field(description="reviewers online with at least min_level")
+
+
+class Queues(Answer):
+    queues: list[QueueInfo]
+
+
 class FloorQueue(Queue):
     completed_last_hour: int
     median_handle_s: float | None
@@ -203,6 +239,7 @@ class BoardReviewer(Open):
     task_since: Time | None
     completed_count: int
     connected: bool
+    skills: Skills
 
 
 class BoardStats(Open):
@@ -214,6 +251,7 @@ class BoardStats(Open):
 class Board(Open):
     reviewers: list[BoardReviewer]
     queue: Queue
+    queues: list[QueueInfo]
     stats: BoardStats
     at: Time = None
 

@@ -10,9 +10,9 @@ from ..models import MAX_ID, Role
 from ..text import ANY_TEXT, MAX_USERNAME
 from .base import Body, Changes, Check, Query, one_of, problem, problems, text
 from .fields import (DEFAULT_LIST_LIMIT, LIST_LIMIT, PRIORITY_RANGE, CancelStatus, Deadline,
-                     ExternalId, Flag, Id, NewPassword, Note, Outcome, Password, Payload,
-                     Priority, QueryFlag, RoleName, TaskName, Username, check_statuses,
-                     query_integer, strong_password)
+                     ExternalId, Flag, Id, Level, NewPassword, Note, Outcome, Password, Payload,
+                     Priority, QueryFlag, QueueName, RelaxAfter, RoleName, Skills, TaskName,
+                     Username, check_statuses, query_integer, strong_password)
 
 
 class Login(Body):
@@ -40,6 +40,12 @@ class NewTask(Body):
     priority: Priority | None = 0
     deadline: Deadline | None = None
     external_id: ExternalId | None = None
+    queue: QueueName | None = "default"
+
+
+def unknown_queue(queue: str) -> Invalid:
+    return Invalid(f"queue {queue!r} does not exist; create it first (POST /queues)",
+                   code="unknown_queue")
 
 
 class NewTasks(RootModel[NewTask | Annotated[list[NewTask], Field(min_length=1,
@@ -64,14 +70,20 @@ class NewTasks(RootModel[NewTask | Annotated[list[NewTask], Field(min_length=1,
                 tasks.append(NewTask.model_validate(row, context=context))
             except ValidationError as error:
                 refused.append((index, problems(error, NewTask)[0][1]))
+                continue
+            if "known_queues" in context and tasks[-1].queue not in context["known_queues"]():
+                refused.append((index, unknown_queue(tasks[-1].queue)))
         if not refused:
             return tasks
         first = refused[0][1]
         if not isinstance(data, list):
             raise first
         kind = BadRequest if any(e.status == 400 for _, e in refused) else Invalid
+        # Only unknown queues: said so, as for one task; rows says which.
+        code = "unknown_queue" if all(e.code == "unknown_queue" for _, e in refused) \
+            else "invalid_tasks"
         raise kind(f"{len(refused)} of {len(rows)} tasks are invalid; none was created "
-                   f"(first: row {refused[0][0]}: {first.message})", code="invalid_tasks",
+                   f"(first: row {refused[0][0]}: {first.message})", code=code,
                    rows=[{"index": i, "code": e.code, "message": e.message}
                          for i, e in refused[:1000]])
 
@@ -88,6 +100,8 @@ class TaskChanges(Changes):
     payload: Payload = None
     priority: Priority = None
     deadline: Deadline | None = Field(None, description="null clears the deadline")
+    queue: Annotated[QueueName, Field(description="pending tasks only (409 task_not_pending); "
+                                      "it keeps its place (created_at)")] = None
 
     @classmethod
     def check_whole(cls, data: dict) -> None:
@@ -122,12 +136,17 @@ class SocketAvailability(Body):
 
 class AssignTask(Body):
     task_id: Id
+    reviewer_id: Annotated[Id, Field(description="this reviewer (409 not_qualified, "
+                                     "reviewer_unavailable); default: the longest-idle free "
+                                     "qualified one")] = None
 
 
 class NewUser(Body):
     username: Username
     password: NewPassword
     role: RoleName | None = Role.REVIEWER
+    skills: Annotated[Skills, Field(description="reviewers only; default "
+                                    "{\"default\": 1}")] = None
 
     @model_validator(mode="after")
     def _strong(self):
@@ -141,6 +160,8 @@ class UserChanges(Changes):
     role: Annotated[RoleName, Field(description="admins only")] = None
     active: Flag = None
     password: NewPassword = None
+    skills: Annotated[Skills, Field(description="reviewers only: replaces their skills; "
+                                    "counts from their next claim (a held task stays)")] = None
 
     @model_validator(mode="after")
     def _strong(self):
@@ -163,6 +184,7 @@ class TaskListing(Query):
         description="tasks this reviewer holds or held")] = None
     priority: Annotated[query_integer(*PRIORITY_RANGE), Field(
         description="exactly this priority")] = None
+    queue: Annotated[QueueName, Field(description="tasks of this queue")] = None
     limit: Annotated[query_integer(*LIST_LIMIT), Field(description="page size")] \
         = DEFAULT_LIST_LIMIT
     cursor: Annotated[str, Field(description="next_cursor of the previous page (opaque)")] \
@@ -180,8 +202,27 @@ class TaskListing(Query):
 
     def task_query(self) -> TaskQuery:
         return TaskQuery(statuses=tuple(self.status), assignee_id=self.assignee_id,
-                         priority=self.priority, order_by=self.order_by, limit=self.limit,
+                         priority=self.priority, queue=self.queue, order_by=self.order_by, limit=self.limit,
                          after=self._after)
+
+
+class NewQueue(Body):
+    name: QueueName
+    description: Annotated[str, text(255, allow_empty=True)] = ""
+    min_level: Annotated[Level, Field(description="the level a reviewer needs for its "
+                                      "tasks")] = 1
+    relax_after_s: Annotated[RelaxAfter, Field(description="after this long waiting, level 1 "
+                                               "is enough; null: never")] = None
+
+
+class QueueChanges(Changes):
+    nullable: ClassVar[frozenset] = frozenset({"relax_after_s"})
+    description: Annotated[str, text(255, allow_empty=True)] = None
+    min_level: Level = None
+    relax_after_s: Annotated[RelaxAfter | None, Field(description="null: never relax")] = None
+
+    def changes(self) -> dict:
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class ImportOptions(Query):
