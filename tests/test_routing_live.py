@@ -40,6 +40,22 @@ def _moment(value) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
+def _diagnosis(server, workers) -> str:
+    """What the floor looks like when the run does not finish: for the failure message."""
+    live = server.database.query("SELECT status, queue, COUNT(*) FROM tasks WHERE status "
+                                 "IN ('pending', 'assigned') GROUP BY status, queue")
+    holders = server.database.query("SELECT id, holder_id, queue, acked_at FROM tasks WHERE "
+                                    "status = 'assigned'")
+    users = server.database.query("SELECT id, available, offline_since FROM users WHERE "
+                                  "role = 'reviewer' ORDER BY id")
+    sockets = server.database.query("SELECT user_id, COUNT(*) FROM connections GROUP BY user_id")
+    log = "\n".join(line for line in server.log().splitlines()
+                    if "ERROR" in line or "Traceback" in line or "Error" in line)[-3000:]
+    return (f"live tasks {live}; assigned {holders}; reviewers {users}; sockets {sockets}; "
+            f"violations {[v for w in workers for v in w.violations]}; "
+            f"holding {[(w.user['id'], w.holding) for w in workers if w.holding]}; log {log}")
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -92,7 +108,11 @@ def test_three_queues_50_reviewers_2000_tasks_each_done_once_by_a_qualified_revi
     add(range(2, 4))
     assert len(set(ids)) == 2000
 
-    wait_until(lambda: completed() >= 2000, timeout=600, interval=0.2, what="2000 completions")
+    try:
+        wait_until(lambda: completed() >= 2000, timeout=300, interval=0.2,
+                   what="2000 completions")
+    except AssertionError:
+        raise AssertionError(_diagnosis(server, workers)) from None
     done = Counter(task_id for w in workers for task_id in w.completed)
     assert sorted(done) == sorted(ids) and set(done.values()) == {1}
     assert [v for w in workers for v in w.violations] == []
