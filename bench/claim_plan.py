@@ -77,7 +77,8 @@ def show(raw, engine, label: str, statement, params: dict, runs: int) -> None:
     compiled = statement.compile(dialect=engine.dialect)
     values = compiled.construct_params(params)
     text = compiled.string
-    print(f"--- {label}\n{text % {k: repr(v) for k, v in values.items()}}\n")
+    shown = {k: f"'{v}'" if isinstance(v, (str, datetime)) else v for k, v in values.items()}
+    print(f"--- {label}\n{text % shown}\n")
     with raw.cursor() as cursor:
         cursor.execute("EXPLAIN " + text, values)
         names = [d[0] for d in cursor.description]

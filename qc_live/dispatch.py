@@ -200,7 +200,9 @@ class Dispatcher:
                 lost = len(rows) < len(chosen)
                 if not lost:
                     break
-                skip |= {t for _, t in chosen if t not in rows}
+                # Past every task chosen: those locked are ours already (a
+                # lock never skips its own rows), the others a concurrent claim's.
+                skip |= {t for _, t in chosen}
                 free = [r for r in free if r not in taken]
             notices = lifecycle.assign(w, pairs) if pairs else []
             # Those left without a task are passed over from now on (the ones

@@ -28,7 +28,7 @@ created_at); `deadline` -> ix_tasks_deadline (status, deadline). With the
 deadline). With `assignee_id`: ix_tasks_assignee_created, _priority and
 _deadline, the same keys behind (assignee_id, status). With `queue`:
 ix_tasks_queue_head (queue, status, priority desc, created_at, id) and
-ix_tasks_queue_created (queue, status, created_at, id); by deadline, the
+ix_tasks_queue_created (status, queue, created_at, id); by deadline, the
 status's deadline index, filtered. Both databases append
 the primary key to a secondary index, which gives the id tie-break for free.
 MariaDB is told which index to use (see `_sort_keys`); SQLite finds it alone.

@@ -212,8 +212,9 @@ sa.Index("ix_tasks_queue", Task.status, Task.priority.desc(), Task.created_at, T
 sa.Index("ix_tasks_queue_head", Task.queue, Task.status, Task.priority.desc(), Task.created_at,
          Task.id)
 sa.Index("ix_tasks_queue_due", Task.queue, Task.status, Task.priority, Task.deadline)
-# GET /tasks?queue= by age, and each queue's oldest pending task (the board).
-sa.Index("ix_tasks_queue_created", Task.queue, Task.status, Task.created_at, Task.id)
+# GET /tasks?queue= by age (one status at a time), and the board's figures per
+# queue (counts and the oldest, over a range of the live statuses, covering).
+sa.Index("ix_tasks_queue_created", Task.status, Task.queue, Task.created_at, Task.id)
 # Urgent tasks within a priority, and deadline expiry.
 sa.Index("ix_tasks_due", Task.status, Task.priority, Task.deadline)
 sa.Index("ix_tasks_deadline", Task.status, Task.deadline)

@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
+from live import database_kind
 from qc_live import queue, routing, state
 from qc_live.clock import utcnow
 from qc_live.errors import Conflict
@@ -268,3 +270,26 @@ def _message(assign, task_id, reviewer_id):
     with pytest.raises(Conflict) as refused:
         assign(db.session, task_id, None, reviewer_id=reviewer_id)
     return refused.value.message
+
+
+@pytest.mark.skipif(database_kind() != "mysql", reason="row locks: SQLite serialises writers")
+def test_looking_past_a_task_a_concurrent_claim_holds_never_hands_one_task_out_twice(floor_):
+    """dispatch_pending pairs, locks, and when a concurrent claim holds one of
+    its tasks, pairs the reviewers left again: the tasks it has locked itself
+    must not come round a second time (SKIP LOCKED never skips one's own)."""
+    alice = floor_.reviewer("alice", online=False)
+    bob = floor_.reviewer("bob", online=False)
+    first, second, third = floor_.tasks({"name": "1"}, {"name": "2"}, {"name": "3"})
+    for user in (alice, bob):  # online now, free, the tasks still pending
+        floor_.floor.socket(user, f"s{user.id}", "p1")
+    with Session(db.engine) as other:
+        # Another transaction is claiming the first task right now.
+        other.execute(sa.select(Task.id).where(Task.id == first["id"]).with_for_update())
+        outcome = floor_.floor.dispatcher.dispatch_pending(db.session)
+        other.rollback()
+    handed = [(n.reviewer_id, n.task["id"]) for n in outcome.notices]
+    # Each gets one of the two tasks nobody else holds (which one: the order
+    # of the pairing rounds decides), none gets one twice.
+    assert sorted(r for r, _ in handed) == sorted([alice.id, bob.id])
+    assert sorted(t for _, t in handed) == [second["id"], third["id"]]
+    assert {floor_.held(alice), floor_.held(bob)} == {"2", "3"}

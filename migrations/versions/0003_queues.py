@@ -10,9 +10,9 @@
 - the claim's indexes: ix_tasks_queue_head (queue, status, priority desc,
   created_at, id), one small range read per queue a reviewer qualifies
   for, and ix_tasks_queue_due (queue, status, priority, deadline), the
-  urgent head within a queue's top priority; ix_tasks_queue_created (queue,
-  status, created_at, id) for GET /tasks?queue= by age and each queue's
-  oldest pending task.
+  urgent head within a queue's top priority; ix_tasks_queue_created (status,
+  queue, created_at, id) for GET /tasks?queue= by age (one status at a time)
+  and the board's figures per queue (a range of the live statuses, covering).
 
 The server default on tasks.queue lets the previous release (which does
 not know the column) keep creating tasks during a rolling upgrade.
@@ -88,7 +88,7 @@ def upgrade():
                      tasks.c.created_at, tasks.c.id])
     op.create_index("ix_tasks_queue_due", "tasks",
                     ["queue", "status", "priority", "deadline"])
-    op.create_index("ix_tasks_queue_created", "tasks", ["queue", "status", "created_at", "id"])
+    op.create_index("ix_tasks_queue_created", "tasks", ["status", "queue", "created_at", "id"])
 
 
 def downgrade():
