@@ -26,7 +26,7 @@ COMPONENTS = "#/components/schemas/{model}"
 # A route's tag by its blueprint, unless it names its own.
 TAGS = {"auth": "auth", "tasks": "tasks", "reviewer_api": "reviewers", "users": "users",
         "stats": "stats", "board": "stats", "health": "operations", "metrics": "operations",
-        "openapi": "operations", "pages": "pages", None: "pages"}
+        "openapi": "operations", "pages": "pages", "webhooks": "webhooks", None: "pages"}
 ERRORS = {
     400: "bad input: not JSON, wrong types, unknown fields",
     401: "no token, or an invalid, expired or revoked one",
@@ -151,8 +151,8 @@ def spec(app) -> dict:
                  "docs/api.md. Every error is {\"error\": {\"code\", \"message\"}}."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": name} for name in ("auth", "tasks", "reviewers", "users", "stats",
-                                             "operations", "pages")],
+        "tags": [{"name": name} for name in ("auth", "tasks", "reviewers", "users", "webhooks",
+                                             "stats", "operations", "pages")],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
