@@ -24,6 +24,8 @@ def _url(value, _name, _context):
 
 
 def _event_types(values, name, _context):
+    if not values:
+        raise Invalid(f"'{name}' must list at least one event type", code="bad_event")
     for value in values:
         if value not in outbox.EVENT_TYPES:
             raise Invalid(f"'{name}' must list event types among "
@@ -222,9 +224,9 @@ class NewWebhook(Body):
     url: Annotated[str, text(webhooks.MAX_URL, strip=True), Check(_url), Field(
         description="http or https; with QC_WEBHOOK_REFUSE_PRIVATE, a host that resolves to "
         "a private or loopback address is refused (422 private_target)")]
-    events: Annotated[list[str], Field(min_length=1, max_length=len(outbox.EVENT_TYPES)),
-                      Check(_event_types, {"uniqueItems": True, "items": {
-                          "type": "string", "enum": list(outbox.EVENT_TYPES)}})]
+    events: Annotated[list[str], Check(_event_types, {
+        "minItems": 1, "uniqueItems": True,
+        "items": {"type": "string", "enum": list(outbox.EVENT_TYPES)}})]
     secret: Annotated[str, text(MAX_SECRET, kind=ANY_TEXT), Check(_secret), Field(
         description=f"signs each delivery (X-QC-Signature); {MIN_SECRET} to {MAX_SECRET} "
         "characters; stored, never returned", json_schema_extra={"minLength": MIN_SECRET})]
