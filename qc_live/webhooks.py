@@ -116,6 +116,7 @@ class _Pinned(http.client.HTTPConnection):
     def __init__(self, host, port, address, timeout, tls: bool):
         super().__init__(host, port, timeout=timeout)
         self.address, self.tls = address, tls
+        self.default_port = _default_port("https" if tls else "http")  # for the Host header
 
     def connect(self):
         family, kind, proto, _, sockaddr = self.address
