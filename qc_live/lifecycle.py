@@ -11,7 +11,8 @@ Each edge is a function over a `Work` (one write transaction): it writes the
 task's row, records its event in the history (`task_events`, written once per
 transaction, before the commit) and returns the task as the wire's task
 object. The final edges (finish, cancel, expire) also announce a webhook
-event, written to the outbox in the same place and transaction (outbox.py). Callers (dispatch.py, sweep.py, accounts.py) decide what moves and
+event, written to the outbox in the same place and transaction (outbox.py).
+Callers (dispatch.py, sweep.py, accounts.py) decide what moves and
 when; `run` gives them the transaction.
 
 Invariants the database keeps whatever this code does: `holder_id` is UNIQUE
