@@ -175,6 +175,7 @@ def latency(args) -> dict:
     db = database(args.db, tmp)
     server = Server(db, tmp, QC_LOG_LEVEL="WARNING").start(timeout=120)
     samples = {"none": [], "3 subscriptions, 2 s receiver": []}
+    medians = {label: [] for label in samples}  # each phase's, in run order
     try:
         with Receiver(("slow", 2.0, 200)) as receiver:
             alice = server.reviewer("alice")
@@ -209,6 +210,8 @@ def latency(args) -> dict:
                                          namespace="/reviewer")
                         task = sock.task(timeout=30)
                         samples[label].append(time.perf_counter() - started)
+                    phase = samples[label][-args.per_phase:]
+                    medians[label].append(round(statistics.median(phase) * 1000, 2))
             sock.disconnect()
             received = len(receiver.requests)
         counts = db.query("SELECT status, COUNT(*) FROM webhook_deliveries GROUP BY status")
@@ -221,7 +224,8 @@ def latency(args) -> dict:
         pick = (lambda q: round(values[min(len(values) - 1, int(q * len(values)))], 2))
         return {"n": len(values), "median_ms": round(statistics.median(values), 2),
                 "p95_ms": pick(0.95), "p99_ms": pick(0.99), "max_ms": round(values[-1], 2)}
-    result = {label: summary(values) for label, values in samples.items()}
+    result = {label: {**summary(values), "phase_medians_ms": medians[label]}
+              for label, values in samples.items()}
     result["deliveries"] = {"received_during_run": received,
                             "outbox_by_status": {s: n for s, n in counts}}
     print(json.dumps(result, indent=1))
