@@ -86,8 +86,10 @@ def get_tasks(query: TaskListing):
 @bp.get("/tasks/export")
 @role_required(Role.SUPERVISOR)
 @api("Export tasks as CSV or NDJSON", "a supervisor", query=TaskExport, errors=(401, 403),
-     answers={200: (Media("text/csv", {"type": "string"}), "streamed: CSV (UTF-8, a header "
-                    "row) or NDJSON (application/x-ndjson, one task object per line)")},
+     answers={200: ((Media("text/csv", {"type": "string"}),
+                     Media("application/x-ndjson", {"type": "string"})),
+                    "streamed: CSV (UTF-8, a header row) or NDJSON (one task object per "
+                    "line), as `format` says")},
      description="Every task matching the filters of GET /tasks and the completion window "
      "(completed_after inclusive, completed_before exclusive), by id, streamed in pages of "
      "1,000 (flat memory at any size). CSV text cells that begin with =, +, -, @, a tab or "

@@ -65,7 +65,9 @@ class _Schema(GenerateJsonSchema):
 
 def _json(shape, description: str) -> dict:
     answer = {"description": description}
-    if isinstance(shape, Media):
+    if isinstance(shape, tuple):  # several media types (GET /tasks/export)
+        answer["content"] = {m.type: {"schema": m.schema} if m.schema else {} for m in shape}
+    elif isinstance(shape, Media):
         answer["content"] = {shape.type: {"schema": shape.schema} if shape.schema else {}}
     elif shape is not None:
         answer["content"] = {"application/json": {"schema": {
