@@ -30,7 +30,7 @@ import socket
 import ssl
 from urllib.parse import urlsplit
 
-from . import outbox
+from . import metrics, outbox
 from .database import is_unavailable, run_write
 from .errors import Invalid
 from .extensions import db, socketio
@@ -235,6 +235,7 @@ class Courier:
                                        self.process_id, error, cfg.webhook_retry_seconds)
                 finally:
                     db.session.remove()
+            metrics.webhook_attempt(status)
             if error is not None:
                 log.info("webhook delivery %s (attempt %d) to %s: %s; %s",
                          delivery["event_id"], delivery["attempts"], delivery["url"], error,

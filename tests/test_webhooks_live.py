@@ -8,6 +8,7 @@ import json
 import pytest
 
 from live import database_kind
+from test_metrics import scrape, value
 from receiver import Receiver, verify
 
 SECRET = "s3cret-for-the-receiver-only"
@@ -83,8 +84,15 @@ def test_a_failing_receiver_is_retried_until_it_answers(start_server):
     with Receiver(answer) as receiver:
         hook = subscribe(server, receiver.url)
         [task_id] = cancel_tasks(server, 1)
+        receiver.wait_for(lambda r: len(r) >= 1, what="a first attempt")
+        assert value(scrape(server), "qc_webhooks_pending") == 1
         got = receiver.wait_for(lambda r: len(r) >= 5, what="five attempts")
         [delivered] = _settled(server, hook["id"], 1)
+    figures = scrape(server)
+    assert value(figures, "qc_webhooks_pending") == 0
+    assert value(figures, "qc_webhook_deliveries_total", result="retried") == 4
+    assert value(figures, "qc_webhook_deliveries_total", result="delivered") == 1
+    assert value(figures, "qc_webhook_deliveries_total", result="failed") == 0
     assert len({r["body"] for r in got}) == 1  # the same event, byte for byte
     assert json.loads(got[0]["body"])["task"]["id"] == task_id
     assert delivered["attempts"] == 5 and delivered["last_error"] is None
