@@ -47,7 +47,8 @@ def api(summary: str, who: str, *, answers: dict, errors=(), body=None, query=No
         description: str | None = None, public: bool = False, tag: str | None = None):
     """Declare a route. `who` says which roles may call it (for people: the
     role check itself is `auth.role_required`). `answers` maps a success
-    status to (a model of schemas.answers, a Media or None; what it means).
+    status to (a model of schemas.answers, a Media, a tuple of Media (one answer in
+    several media types) or None; what it means).
     `errors` lists the error statuses besides those a body or a query string
     brings (400 and 422, and 415 for a JSON body). `body` is a request model
     (a Body, or NewTasks) parsed from the JSON body, or a dict of media type

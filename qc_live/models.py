@@ -269,3 +269,52 @@ class Connection(db.Model):
     connected_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
 
     __table_args__ = (sa.Index("ix_connections_user", "user_id", "namespace"),)
+
+
+# Long texts: MariaDB's TEXT holds 64 KiB, and a delivery's body carries a
+# payload of up to 64 KiB of JSON plus the rest of the task.
+LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+class Webhook(db.Model):
+    """A subscription: where to POST which events (webhooks.py), signed with
+    `secret`, which the API never returns."""
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    events: Mapped[object] = mapped_column(Json)  # a list of event types
+    secret: Mapped[str] = mapped_column(sa.String(255))
+    # DELETE turns it off: its delivery log stays, nothing new is written for it.
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
+
+
+class WebhookDelivery(db.Model):
+    """The outbox: one row per event and subscription, written in the same
+    transaction as the transition it tells of (outbox.py), delivered at
+    least once by any process's courier (webhooks.py)."""
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    webhook_id: Mapped[int] = mapped_column(sa.ForeignKey("webhooks.id"))
+    type: Mapped[str] = mapped_column(sa.String(32))
+    task_id: Mapped[int] = mapped_column()
+    # The JSON body exactly as it is sent (and signed).
+    body: Mapped[str] = mapped_column(LongText)
+    # pending -> delivered | failed (retries over); a redeliver makes it pending again.
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[object] = mapped_column(Timestamp)
+    # Retried until then (24 h after the event, or after a manual redeliver).
+    retry_until: Mapped[object] = mapped_column(Timestamp)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
+    created_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
+    delivered_at: Mapped[object] = mapped_column(Timestamp, nullable=True)
+    # The lease of the process delivering it now: nobody else takes it until then.
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    claimed_until: Mapped[object] = mapped_column(Timestamp, nullable=True)
+
+    __table_args__ = (sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+                      sa.Index("ix_webhook_deliveries_log", "webhook_id", "id"))

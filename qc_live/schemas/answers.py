@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..listing import STATUSES
+from ..outbox import EVENT_TYPES
+from ..outbox import STATUSES as DELIVERY_STATUSES
 from .fields import OUTCOMES, ROLES, Id
 
 Time = Annotated[datetime, Field(description="ISO-8601 in UTC with a Z, to the millisecond")]
@@ -266,3 +268,31 @@ class Unhealthy(Open):
     status: str
     database: str
     error: dict[str, Any]
+
+
+class Webhook(Answer):
+    id: Id
+    url: str
+    events: list[Literal[EVENT_TYPES]]
+    created_at: Time
+
+
+class Webhooks(Answer):
+    webhooks: list[Webhook] = Field(description="the active subscriptions (never their secrets)")
+
+
+class Delivery(Answer):
+    event_id: str = Field(description="also the X-QC-Delivery header: receivers deduplicate "
+                          "by it")
+    type: Literal[EVENT_TYPES]
+    task_id: Id
+    status: Literal[DELIVERY_STATUSES]
+    attempts: int
+    last_error: str | None
+    created_at: Time
+    next_attempt_at: Time | None = Field(description="pending only: when it is tried next")
+    delivered_at: Time | None
+
+
+class Deliveries(Answer):
+    deliveries: list[Delivery] = Field(description="newest first")

@@ -6,6 +6,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, RootModel, ValidationError,
 
 from ..errors import BadRequest, Invalid, QCError
 from ..listing import DEFAULT_ORDER, ORDERS, STATUSES, TaskQuery, decode_cursor
+from .. import outbox, webhooks
 from ..models import MAX_ID, Role
 from ..text import ANY_TEXT, MAX_USERNAME
 from .base import Body, Changes, Check, Query, one_of, problem, problems, text
@@ -13,6 +14,32 @@ from .fields import (DEFAULT_LIST_LIMIT, LIST_LIMIT, PRIORITY_RANGE, CancelStatu
                      ExternalId, Flag, Id, Level, NewPassword, Note, Outcome, Password, Payload,
                      Priority, QueryFlag, QueueName, RelaxAfter, RoleName, Skills, TaskName,
                      Username, check_statuses, query_integer, strong_password)
+
+
+MIN_SECRET, MAX_SECRET = 16, 255
+
+
+def _url(value, _name, _context):
+    return webhooks.check_url(value)
+
+
+def _event_types(values, name, _context):
+    if not values:
+        raise Invalid(f"'{name}' must list at least one event type", code="bad_event")
+    for value in values:
+        if value not in outbox.EVENT_TYPES:
+            raise Invalid(f"'{name}' must list event types among "
+                          f"{', '.join(outbox.EVENT_TYPES)}, not {value!r}", code="bad_event")
+    if len(set(values)) != len(values):
+        raise Invalid(f"'{name}' lists an event type twice", code="bad_event")
+    return values
+
+
+def _secret(value, name, _context):
+    if len(value) < MIN_SECRET:
+        raise Invalid(f"'{name}' must be at least {MIN_SECRET} characters",
+                      code="weak_secret")
+    return value
 
 
 class Login(Body):
@@ -170,12 +197,15 @@ class UserChanges(Changes):
         return self
 
 
+Statuses = Annotated[list[str], Check(check_statuses), Field(
+    description="one status or a comma-separated list (or repeat the parameter): "
+    f"{', '.join(STATUSES)}; default: all")]
+
+
 class TaskListing(Query):
     """GET /tasks. Checked in this order; the cursor last, as it belongs to
     an order."""
-    status: Annotated[list[str], Check(check_statuses), Field(
-        description="one status or a comma-separated list (or repeat the parameter): "
-        f"{', '.join(STATUSES)}; default: all")] = []
+    status: Statuses = []
     order_by: Annotated[str, one_of(tuple(ORDERS), "bad_order", strip=True), Field(
         description="created_at: oldest first; -created_at: newest first; priority: "
         "highest first, then oldest first (dispatch order); deadline: earliest first, tasks "
@@ -228,3 +258,39 @@ class QueueChanges(Changes):
 class ImportOptions(Query):
     skip_invalid: Annotated[QueryFlag, Field(
         description="import the valid rows even if some are invalid")] = False
+
+
+class NewWebhook(Body):
+    """POST /webhooks."""
+    url: Annotated[str, text(webhooks.MAX_URL, strip=True), Check(_url), Field(
+        description="http or https; with QC_WEBHOOK_REFUSE_PRIVATE, a host that resolves to "
+        "a private or loopback address is refused (422 private_target)")]
+    events: Annotated[list[str], Check(_event_types, {
+        "minItems": 1, "uniqueItems": True,
+        "items": {"type": "string", "enum": list(outbox.EVENT_TYPES)}})]
+    secret: Annotated[str, text(MAX_SECRET, kind=ANY_TEXT), Check(_secret), Field(
+        description=f"signs each delivery (X-QC-Signature); {MIN_SECRET} to {MAX_SECRET} "
+        "characters; stored, never returned", json_schema_extra={"minLength": MIN_SECRET})]
+
+
+class DeliveryListing(Query):
+    status: Annotated[str, one_of(outbox.STATUSES, "bad_status", strip=True), Field(
+        description="only deliveries in this status")] = None
+    limit: Annotated[query_integer(1, 1000), Field(description="how many, newest first")] \
+        = 100
+
+
+class TaskExport(Query):
+    """GET /tasks/export: the filters of GET /tasks, and when tasks completed."""
+    format: Annotated[str, one_of(("csv", "ndjson"), "bad_format", strip=True), Field(
+        description="csv: UTF-8 with a header row; ndjson: one task object per line")]
+    status: Statuses = []
+    assignee_id: Annotated[query_integer(1, MAX_ID), Field(
+        description="tasks this reviewer holds or held")] = None
+    priority: Annotated[query_integer(*PRIORITY_RANGE), Field(
+        description="exactly this priority")] = None
+    completed_after: Annotated[Deadline, Field(
+        description="completed at or after this moment (ISO-8601; without an offset: UTC)")] \
+        = None
+    completed_before: Annotated[Deadline, Field(
+        description="completed before this moment")] = None
