@@ -99,7 +99,8 @@ def get_tasks(query: TaskListing):
      "format is refused before anything is sent.")
 def export_tasks(query: TaskExport):
     chosen = export.ExportQuery(statuses=tuple(query.status), assignee_id=query.assignee_id,
-                                priority=query.priority, completed_after=query.completed_after,
+                                priority=query.priority, queue=query.queue,
+                                completed_after=query.completed_after,
                                 completed_before=query.completed_before)
     body = stream_with_context(export.stream(db.session, chosen, query.format))
     return Response(body, mimetype=None, content_type=export.MEDIA_TYPES[query.format],

@@ -27,10 +27,10 @@ from .database import yield_to_loop
 from .models import Task, task_dict
 
 PAGE = 1000
-COLUMNS = ("id", "external_id", "name", "status", "priority", "assignee_id", "created_at",
+COLUMNS = ("id", "external_id", "name", "queue", "status", "priority", "assignee_id", "created_at",
            "assigned_at", "completed_at", "deadline", "outcome", "note", "payload")
 # Text cells a spreadsheet could run: neutralised (numbers are not text cells).
-TEXT_COLUMNS = frozenset({"external_id", "name", "note", "payload"})
+TEXT_COLUMNS = frozenset({"external_id", "name", "queue", "note", "payload"})
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 
@@ -40,6 +40,7 @@ class ExportQuery:
     statuses: tuple[str, ...] = ()
     assignee_id: int | None = None
     priority: int | None = None
+    queue: str | None = None
     completed_after: datetime | None = None
     completed_before: datetime | None = None
 
@@ -52,6 +53,8 @@ def _filters(query: ExportQuery) -> list:
         found.append(Task.assignee_id == query.assignee_id)
     if query.priority is not None:
         found.append(Task.priority == query.priority)
+    if query.queue is not None:
+        found.append(Task.queue == query.queue)
     if query.completed_after is not None:
         found.append(Task.completed_at >= query.completed_after)
     if query.completed_before is not None:

@@ -101,6 +101,18 @@ def test_the_filters_of_the_listing_and_the_completion_window(server, floor_task
     assert _csv(_export(server, format="csv", status="expired")) == []  # the header alone
 
 
+def test_the_queue_filter_and_column(server, floor_tasks):
+    server.request("POST", "/queues", server.admin_token, json={"name": "metal"}, expect=201)
+    [metal] = server.add_tasks({"name": "in metal", "queue": "metal"})
+    exported = _ndjson(_export(server, format="ndjson", queue="metal"))
+    assert [t["id"] for t in exported] == [metal["id"]]
+    assert exported[0]["queue"] == "metal"
+    rows = _csv(_export(server, format="csv"))
+    queues = {int(r["id"]): r["queue"] for r in rows}
+    assert queues[metal["id"]] == "metal"
+    assert {queues[t["id"]] for t in floor_tasks["made"]} == {"default"}
+
+
 @pytest.mark.parametrize("params, status, code", [
     ({}, 400, "missing_field"),
     ({"format": "xlsx"}, 422, "bad_format"),

@@ -289,6 +289,7 @@ class TaskExport(Query):
         description="tasks this reviewer holds or held")] = None
     priority: Annotated[query_integer(*PRIORITY_RANGE), Field(
         description="exactly this priority")] = None
+    queue: Annotated[QueueName, Field(description="tasks of this queue")] = None
     completed_after: Annotated[Deadline, Field(
         description="completed at or after this moment (ISO-8601; without an offset: UTC)")] \
         = None
