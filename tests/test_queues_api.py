@@ -218,3 +218,16 @@ def test_the_board_has_the_queues_and_each_reviewers_skills(server, connect):
     assert queues["default"]["oldest_pending_age_s"] >= 0
     [row] = [r for r in board["reviewers"] if r["id"] == alice["id"]]
     assert row["skills"] == {"en": 3}
+
+
+def test_lowering_a_queues_min_level_hands_its_tasks_to_who_qualifies_now(server, connect):
+    _queue(server, name="expert", min_level=5)
+    junior = _skilled(server, "junior", {"expert": 2})
+    sock = connect(junior["token"])
+    sock.next("idle")
+    [task] = server.add_tasks({"name": "hard", "queue": "expert"})
+    assert sock.quiet(0.5) == []
+    edited = server.request("PATCH", "/queues/expert", server.admin_token,
+                            json={"min_level": 2}, expect=200).json()
+    assert edited["min_level"] == 2 and edited["online_qualified"] == 1
+    assert sock.task()["id"] == task["id"]
