@@ -194,15 +194,16 @@ class Dispatcher:
             pairs, skip = [], set()
             for _ in range(3):  # concurrent claims took some: look past them, twice at most
                 chosen = queue.match(w, free, skip) if free else []
-                rows = {row.id: row for row in queue.lock_pending(w, [t for _, t in chosen])}
-                pairs += [(r, rows[t]) for r, t in chosen if t in rows]
-                taken = {r for r, t in chosen if t in rows}
+                rows = {row.id: row for row in
+                        queue.lock_pending(w, {t: q for _, t, q in chosen})}
+                pairs += [(r, rows[t]) for r, t, _ in chosen if t in rows]
+                taken = {r for r, t, _ in chosen if t in rows}
                 lost = len(rows) < len(chosen)
                 if not lost:
                     break
                 # Past every task chosen: those locked are ours already (a
                 # lock never skips its own rows), the others a concurrent claim's.
-                skip |= {t for _, t in chosen}
+                skip |= {t for _, t, _ in chosen}
                 free = [r for r in free if r not in taken]
             notices = lifecycle.assign(w, pairs) if pairs else []
             # Those left without a task are passed over from now on (the ones

@@ -214,11 +214,11 @@ def anything_pending(w: Work) -> bool:
     return w.conn.execute(sql.ANY_PENDING, {"now": w.now}).first() is not None
 
 
-def match(w: Work, free: list[int], skip=frozenset()) -> list[tuple[int, int]]:
+def match(w: Work, free: list[int], skip=frozenset()) -> list[tuple[int, int, str]]:
     """Pair free reviewers (locked, longest idle first) with pending tasks:
     each task in dispatch order goes to the longest-idle reviewer left who
-    qualifies for it. Returns (reviewer id, task id) pairs, unlocked tasks
-    (`lock_pending` locks and re-checks them).
+    qualifies for it. Returns (reviewer id, task id, the task's queue)
+    triples, unlocked tasks (`lock_pending` locks and re-checks them).
 
     One read of the reviewers' skills, then one UNION of the first
     len(free) tasks of each queue and reach some reviewer has (FIFO and
@@ -250,7 +250,7 @@ def match(w: Work, free: list[int], skip=frozenset()) -> list[tuple[int, int]]:
     for row in sorted(rows.values(), key=lambda row: dispatch_key(row, w.now)):
         for reviewer_id in left:
             if qualifies(reaches.get(reviewer_id, {}).get(row.queue, False), row.created_at):
-                pairs.append((reviewer_id, row.id))
+                pairs.append((reviewer_id, row.id, row.queue))
                 left.remove(reviewer_id)
                 break
         if not left:
@@ -258,14 +258,17 @@ def match(w: Work, free: list[int], skip=frozenset()) -> list[tuple[int, int]]:
     return pairs
 
 
-def lock_pending(w: Work, task_ids: list[int]) -> list:
-    """Lock those of the tasks still pending and not overdue (a concurrent
-    claim's are skipped), in the given order; their rows."""
+def lock_pending(w: Work, wanted: dict[int, str]) -> list:
+    """Lock those of the tasks ({id: queue}, as `match` read them) still
+    pending, not overdue and in that queue (a concurrent claim's are skipped;
+    one a supervisor moved to another queue since the read is left: the
+    reviewer it was paired with may have no skill there), in the given
+    order; their rows."""
     found = {row.id: row for row in w.conn.execute(
-        sa.select(_t).where(_t.c.id.in_(task_ids), _t.c.status == sql.PENDING,
+        sa.select(_t).where(_t.c.id.in_(list(wanted)), _t.c.status == sql.PENDING,
                             sql.not_overdue())
         .with_for_update(skip_locked=True), {"now": w.now})}
-    return [found[i] for i in task_ids if i in found]
+    return [found[i] for i, queue in wanted.items() if i in found and found[i].queue == queue]
 
 
 def free_reviewers(session, lease_seconds: float, limit: int = 10, queue: str | None = None,

@@ -293,3 +293,30 @@ def test_looking_past_a_task_a_concurrent_claim_holds_never_hands_one_task_out_t
     assert sorted(r for r, _ in handed) == sorted([alice.id, bob.id])
     assert sorted(t for _, t in handed) == [second["id"], third["id"]]
     assert {floor_.held(alice), floor_.held(bob)} == {"2", "3"}
+
+
+@pytest.mark.skipif(database_kind() != "mysql", reason="row locks: SQLite serialises writers")
+def test_a_task_moved_to_another_queue_while_a_dispatch_pairs_it_is_not_handed_out(
+        floor_, monkeypatch):
+    """dispatch_pending pairs tasks as it read them, then locks them: a task a
+    supervisor moved to a queue the reviewer has no skill for in between
+    (committed after the pairing's read) must not reach that reviewer."""
+    floor_.queue("en")
+    floor_.queue("fr")
+    alice = floor_.reviewer("alice", {"en": 1}, online=False)
+    [task] = floor_.tasks({"name": "t", "queue": "en"})
+    floor_.floor.socket(alice, "s-alice", "p1")  # online and free, the task pending
+    pair, moves = queue.match, [task["id"]]
+
+    def match_then_move(w, free, skip=frozenset()):
+        chosen = pair(w, free, skip)
+        while moves:  # a PATCH {"queue": "fr"} commits meanwhile (once)
+            with Session(db.engine) as other:
+                other.execute(sa.update(Task).where(Task.id == moves.pop()).values(queue="fr"))
+                other.commit()
+        return chosen
+    monkeypatch.setattr(queue, "match", match_then_move)
+    outcome = floor_.floor.dispatcher.dispatch_pending(db.session)
+    assert [(n.reviewer_id, n.task["id"]) for n in outcome.notices] == []
+    assert floor_.held(alice) is None
+    assert floor_.floor.task_row(task["id"])["status"] == "pending"
