@@ -69,10 +69,20 @@ def check_url(url: str) -> str:
     return url
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits, which a
+# translator (NAT64: RFC 6052, 8215) or the stack (IPv4-compatible, RFC 4291)
+# reaches: 64:ff9b::10.0.0.1 is 10.0.0.1 behind a NAT64 gateway.
+_EMBEDS_IPV4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"),
+                ipaddress.ip_network("::/96"))
+
+
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None or ip.sixtofour is not None:
+            ip = ip.ipv4_mapped or ip.sixtofour
+        elif any(ip in net for net in _EMBEDS_IPV4):
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.is_global and not ip.is_multicast
 
 

@@ -174,7 +174,11 @@ def test_urls_that_are_not_http_targets_are_refused(url):
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "192.168.0.5", "172.16.3.4",
                                      "169.254.169.254", "::1", "fc00::1", "::ffff:10.0.0.1",
-                                     "0.0.0.0", "100.64.0.1", "224.0.0.1"])
+                                     "0.0.0.0", "100.64.0.1", "224.0.0.1",
+                                     # 127.0.0.1 and 10.0.0.1 inside IPv6: NAT64, 6to4,
+                                     # IPv4-compatible
+                                     "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b:1::a00:1",
+                                     "2002:a00:1::", "2002:7f00:1::1", "::a00:1"])
 def test_private_and_loopback_targets_are_refused_when_asked(address):
     host = f"[{address}]" if ":" in address else address
     with pytest.raises(Invalid) as refused:
@@ -185,6 +189,8 @@ def test_private_and_loopback_targets_are_refused_when_asked(address):
 
 def test_a_public_address_is_accepted_and_private_ones_are_refused_at_delivery_too():
     webhooks.check_target("https://8.8.8.8/hook", refuse_private=True)
+    webhooks.check_target("https://[64:ff9b::808:808]/hook", refuse_private=True)  # NAT64
+    webhooks.check_target("https://[2001:4860:4860::8888]/hook", refuse_private=True)
     error = webhooks.post("http://127.0.0.1:9/hook", SECRET, "e", outbox.COMPLETED, "{}", 1,
                           refuse_private=True)
     assert "private or loopback" in error
