@@ -231,3 +231,13 @@ def test_lowering_a_queues_min_level_hands_its_tasks_to_who_qualifies_now(server
                             json={"min_level": 2}, expect=200).json()
     assert edited["min_level"] == 2 and edited["online_qualified"] == 1
     assert sock.task()["id"] == task["id"]
+
+
+def test_a_huge_skills_map_of_unknown_queues_is_refused_in_a_few_words(server):
+    skills = {f"q{i:06d}": 1 for i in range(50_000)}
+    refused = server.request("POST", "/users", server.admin_token, json={
+        "username": "many", "password": "password-long-1", "skills": skills})
+    assert_error(refused, 422, "unknown_queue")
+    message = refused.json()["error"]["message"]
+    assert message.startswith("unknown queue(s) in 'skills': 'q000000', 'q000001'")
+    assert message.endswith("and 49990 more") and len(message) < 500
