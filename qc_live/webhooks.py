@@ -28,6 +28,7 @@ import ipaddress
 import logging
 import socket
 import ssl
+import threading
 from urllib.parse import urlsplit
 
 from . import metrics, outbox
@@ -128,9 +129,11 @@ class _Pinned(http.client.HTTPConnection):
         self.address, self.tls = address, tls
         self.default_port = _default_port("https" if tls else "http")  # for the Host header
 
+    raw = None  # the TCP socket, under TLS too: what `cut` shuts down
+
     def connect(self):
         family, kind, proto, _, sockaddr = self.address
-        sock = socket.socket(family, kind, proto)
+        sock = self.raw = socket.socket(family, kind, proto)
         try:
             sock.settimeout(self.timeout)
             sock.connect(sockaddr)
@@ -141,11 +144,27 @@ class _Pinned(http.client.HTTPConnection):
             raise
         self.sock = sock
 
+    def cut(self) -> None:
+        """The delivery's time is up: a read or write in progress (another
+        thread's or greenlet's) returns at once."""
+        if self.raw is not None:
+            try:
+                self.raw.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # closed already, or never connected
+
+
+# A delivery's whole course (connect, send, the answer) ends after this many
+# QC_WEBHOOK_TIMEOUTs, however the receiver trickles its bytes: each step's
+# timeout alone would let one byte every few seconds hold it for hours.
+BUDGET_STEPS = 3
+
 
 def post(url: str, secret: str, event_id: str, kind: str, body: str, timeout: float,
          refuse_private: bool) -> str | None:
     """Send one delivery. None when the receiver answered 2xx, else what went
-    wrong (for last_error). `timeout` bounds each network step."""
+    wrong (for last_error). `timeout` bounds each network step, and
+    BUDGET_STEPS x `timeout` the whole of it."""
     raw = body.encode("utf-8")
     parts = urlsplit(url)
     tls = parts.scheme == "https"
@@ -159,21 +178,39 @@ def post(url: str, secret: str, event_id: str, kind: str, body: str, timeout: fl
     except Invalid as refusal:
         return refusal.message
     error = "no address to connect to"
-    for address in addresses:
-        connection = _Pinned(parts.hostname, port, address, timeout, tls)
-        try:
-            connection.request("POST", path, body=raw, headers=headers)
-            response = connection.getresponse()
-            if 200 <= response.status < 300:
-                return None
-            return f"HTTP {response.status} {response.reason}"[:outbox.MAX_ERROR]
-        except (OSError, http.client.HTTPException) as failure:
-            error = f"{type(failure).__name__}: {failure}"
-            if not isinstance(failure, ConnectionRefusedError):
-                return error  # sent, perhaps: another address would send it twice
-        finally:
-            connection.close()
-    return error
+    budget = BUDGET_STEPS * timeout
+    current, late = [], threading.Event()
+
+    def time_up():
+        late.set()
+        for connection in current:
+            connection.cut()
+    timer = threading.Timer(budget, time_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        for address in addresses:
+            connection = _Pinned(parts.hostname, port, address, timeout, tls)
+            current[:] = [connection]
+            try:
+                connection.request("POST", path, body=raw, headers=headers)
+                response = connection.getresponse()
+                if late.is_set():
+                    raise TimeoutError("cut")
+                if 200 <= response.status < 300:
+                    return None
+                return f"HTTP {response.status} {response.reason}"[:outbox.MAX_ERROR]
+            except (OSError, http.client.HTTPException) as failure:
+                if late.is_set():
+                    return f"no complete answer within {budget:g} s"
+                error = f"{type(failure).__name__}: {failure}"
+                if not isinstance(failure, ConnectionRefusedError):
+                    return error  # sent, perhaps: another address would send it twice
+            finally:
+                connection.close()
+        return error
+    finally:
+        timer.cancel()
 
 
 # --- the courier -------------------------------------------------------------------
@@ -185,10 +222,10 @@ class Courier:
         self.app = app
         self.config = config
         self.process_id = process_id
-        # A lease outlives a delivery's slowest honest course (connect, send,
-        # wait for the answer: each up to the timeout), so while this process
-        # lives nobody else takes the row.
-        self.lease_seconds = max(3 * config.webhook_timeout, config.webhook_timeout + 5)
+        # A lease outlives a delivery's whole course (post: at most
+        # BUDGET_STEPS timeouts) and its settling, so while this process lives
+        # nobody else takes the row.
+        self.lease_seconds = BUDGET_STEPS * config.webhook_timeout + 5
         self.in_flight = 0
         self._running = False
 

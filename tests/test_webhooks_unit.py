@@ -194,3 +194,37 @@ def test_a_public_address_is_accepted_and_private_ones_are_refused_at_delivery_t
     error = webhooks.post("http://127.0.0.1:9/hook", SECRET, "e", outbox.COMPLETED, "{}", 1,
                           refuse_private=True)
     assert "private or loopback" in error
+
+
+def test_a_receiver_that_trickles_its_answer_cannot_hold_a_delivery_past_its_budget():
+    """Each network step has QC_WEBHOOK_TIMEOUT, but a receiver that sends a
+    byte of its headers every now and then never lets one step time out: the
+    delivery must still end (else it outlives its lease, is claimed and sent
+    again, and a few such receivers fill every in-flight slot)."""
+    import socket
+    import threading
+    stop, results = threading.Event(), []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def trickle():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not stop.wait(0.1):
+                try:
+                    conn.sendall(b"z")
+                except OSError:
+                    return
+    threading.Thread(target=trickle, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    sender = threading.Thread(target=lambda: results.append(webhooks.post(
+        url, SECRET, "e", outbox.COMPLETED, "{}", 0.5, refuse_private=False)), daemon=True)
+    sender.start()
+    sender.join(60)  # the budget is 3 x 0.5 s; without one the trickle lasts for hours
+    stop.set()
+    listener.close()
+    assert not sender.is_alive(), "the delivery is still reading the trickled answer"
+    assert results and "within 1.5 s" in results[0]
