@@ -64,6 +64,10 @@ def check_url(url: str) -> str:
         raise Invalid("'url' must be an http or https URL", code="invalid_url")
     if not parts.hostname:
         raise Invalid("'url' has no host", code="invalid_url")
+    if "@" in parts.netloc:
+        # http.client would not send them, and GET /webhooks would show them.
+        raise Invalid("'url' must not carry credentials (user:password@): receivers check "
+                      "the X-QC-Signature made with the secret", code="invalid_url")
     if any(c.isspace() or ord(c) < 32 for c in url):
         raise Invalid("'url' must not contain spaces or control characters",
                       code="invalid_url")

@@ -165,7 +165,11 @@ def test_backoff_is_full_jitter_under_a_doubling_capped_ceiling(attempts):
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/x", "example.com/hook", "http:///x",
-                                 "http://exa mple.com/", "http://example.com:99999/"])
+                                 "http://exa mple.com/", "http://example.com:99999/",
+                                 # credentials: never sent (http.client ignores them),
+                                 # shown to every admin by GET /webhooks, logged
+                                 "https://user:pass@example.com/hook",
+                                 "https://token@example.com/hook"])
 def test_urls_that_are_not_http_targets_are_refused(url):
     with pytest.raises(Invalid) as refused:
         webhooks.check_url(url)
