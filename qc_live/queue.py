@@ -15,7 +15,7 @@ there are two kinds of qualified reviewer: those who may take any of its
 tasks (`Reach.ALL`) and those who may take the tasks created before a cutoff.
 A reviewer's claim reads its skills (one small query), then the head of each
 queue it qualifies for (one indexed read per queue, ix_tasks_queue_head and
-ix_tasks_queue_due, sent as one UNION), and locks the best of those heads
+ix_tasks_queue_due, sent as one UNION per QUEUES_PER_READ queues), and locks the best of those heads
 (`_lock_head`: SKIP LOCKED, re-checked by the locking read itself); a head
 another claim holds gives way to the next in that queue, or to the next
 queue. All of it is SQL: nothing is filtered in Python after the fact.
@@ -159,6 +159,15 @@ def _locking_heads(cutoff: bool):
     return _urgent(0, cutoff, lock=True), _fifo(0, cutoff, lock=True)
 
 
+# Queues read per UNION: a bounded statement, however many queues a reviewer
+# has skills for (SQLite refuses a compound SELECT of more than 500 terms).
+QUEUES_PER_READ = 50
+
+
+def _parts(reaches: list) -> list[list]:
+    return [reaches[i:i + QUEUES_PER_READ] for i in range(0, len(reaches), QUEUES_PER_READ)]
+
+
 def _params(w: Work, reaches: list) -> dict:
     params = {"now": w.now, "soon": w.now + URGENT_WINDOW}
     for i, (queue, r) in enumerate(reaches):
@@ -184,13 +193,14 @@ def next_task(w: Work, reviewer_id: int):
     """Lock the best pending task the reviewer qualifies for (skipping those
     other transactions hold); its row, or None. One read of its skills; with
     one qualified queue, its head is locked straight away (one or two index
-    range reads, as without queues); with several, one UNION reads every
-    queue's heads and the best is locked by its id, re-checked; if a
+    range reads, as without queues); with several, one UNION (per
+    QUEUES_PER_READ queues) reads every queue's heads and the best is locked by its id, re-checked; if a
     concurrent claim has it, each queue's head is locked in turn, best first."""
     reaches = sorted(reaches_of(w, reviewer_id).items())
     if len(reaches) > 1:
-        rows = sorted(w.conn.execute(_heads(tuple(r is not ALL for _, r in reaches)),
-                                     _params(w, reaches)).all(),
+        rows = sorted((row for part in _parts(reaches)
+                       for row in w.conn.execute(_heads(tuple(r is not ALL for _, r in part)),
+                                                 _params(w, part))),
                       key=lambda row: dispatch_key(row, w.now))
         if rows:
             row = w.conn.execute(sql.LOCK_IF_PENDING, {"task_id": rows[0].id,
@@ -240,8 +250,7 @@ def match(w: Work, free: list[int], skip=frozenset()) -> list[tuple[int, int, st
     if not wanted:
         return []
     rows = {}
-    for start in range(0, len(wanted), 50):  # a bounded statement, however many queues
-        part = wanted[start:start + 50]
+    for part in _parts(wanted):
         for row in w.conn.execute(_heads(tuple(r is not ALL for _, r in part), n),
                                   _params(w, part)):
             if row.id not in skip:

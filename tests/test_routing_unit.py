@@ -320,3 +320,18 @@ def test_a_task_moved_to_another_queue_while_a_dispatch_pairs_it_is_not_handed_o
     assert [(n.reviewer_id, n.task["id"]) for n in outcome.notices] == []
     assert floor_.held(alice) is None
     assert floor_.floor.task_row(task["id"])["status"] == "pending"
+
+
+def test_a_reviewer_skilled_in_hundreds_of_queues_claims_the_best_task_of_them(floor_):
+    """The claim reads every qualified queue's heads in one UNION: SQLite
+    allows 500 terms in a compound SELECT (two per queue), and a statement
+    without bound would fail the claim of a reviewer with 300 skills."""
+    names = [f"q{i:03d}" for i in range(300)]
+    for name in names:
+        floor_.queue(name)
+    alice = floor_.reviewer("alice", {name: 1 for name in names}, online=False)
+    floor_.tasks({"name": "low", "queue": "q010"}, {"name": "high", "queue": "q250",
+                                                    "priority": 5})
+    floor_.connect(alice)
+    assert floor_.held(alice) == "high"
+    assert floor_.complete(alice) == "low"
