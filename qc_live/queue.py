@@ -17,9 +17,8 @@ A reviewer's claim reads its skills (one small query), then the head of each
 queue it qualifies for (one indexed read per queue, ix_tasks_queue_head and
 ix_tasks_queue_due, sent as one UNION per QUEUES_PER_READ queues), and locks
 the best of those heads (`_lock_head`: SKIP LOCKED, re-checked by the locking
-read itself); a head
-another claim holds gives way to the next in that queue, or to the next
-queue. All of it is SQL: nothing is filtered in Python after the fact.
+read itself); a head another claim holds gives way to the next in that
+queue, or to the next queue. All of it is SQL: nothing is filtered in Python after the fact.
 
 Reads here take no locks; the `lock_` functions lock what was read, skipping
 rows another transaction holds (SKIP LOCKED), and re-check it. All are called
