@@ -306,13 +306,17 @@ def free_reviewers(session, lease_seconds: float, limit: int = 10, queue: str | 
 def _qualified_for_pending(session, now):
     """SQL over `User`: a skill for a queue with a pending task it qualifies
     for now: the skill's level is the queue's min_level or more, or the task
-    was created before that queue's relax cutoff (read first: queues are few)."""
+    was created before that queue's relax cutoff. The cutoffs: one CASE over
+    the relax_after_s values in use (read first), a single term however many
+    queues relax (an OR per queue: SQLite refuses 1,000)."""
     waiting, q = sql.tasks.alias("waiting"), sql.queues
-    relaxing = session.execute(sa.select(q.c.name, q.c.relax_after_s)
+    relaxing = session.scalars(sa.select(q.c.relax_after_s).distinct()
                                .where(q.c.relax_after_s.is_not(None))).all()
-    eligible = sa.or_(Skill.level >= q.c.min_level, *[
-        sa.and_(Skill.queue == name, waiting.c.created_at < now - timedelta(seconds=relax))
-        for name, relax in relaxing])
+    eligible = Skill.level >= q.c.min_level
+    if relaxing:
+        cutoff = sa.case({relax: sa.literal(now - timedelta(seconds=relax), sa.DateTime)
+                          for relax in relaxing}, value=q.c.relax_after_s)
+        eligible = sa.or_(eligible, waiting.c.created_at < cutoff)
     return sa.exists().where(
         Skill.user_id == User.id, q.c.name == Skill.queue,
         sa.exists().where(waiting.c.queue == Skill.queue, waiting.c.status == sql.PENDING,

@@ -335,3 +335,19 @@ def test_a_reviewer_skilled_in_hundreds_of_queues_claims_the_best_task_of_them(f
     floor_.connect(alice)
     assert floor_.held(alice) == "high"
     assert floor_.complete(alice) == "low"
+
+
+def test_the_sweep_hands_out_a_relaxed_task_however_many_queues_relax(floor_):
+    """Who is free and qualified for something pending must be one bounded
+    statement: a term per relaxing queue failed every dispatch on SQLite
+    (expression tree too deep) once a floor had 1,000 of them."""
+    for i in range(1100):
+        floor_.queue(f"r{i:04d}", min_level=5, relax_after_s=60 + i % 7)
+    alice = floor_.reviewer("alice", {"r0500": 1}, online=False)
+    bob = floor_.reviewer("bob", {"r0501": 1}, online=False)
+    floor_.tasks({"name": "t", "queue": "r0500"}, {"name": "u", "queue": "r0501"})
+    for user in (alice, bob):
+        floor_.floor.socket(user, f"s-{user.username}", "p1")
+    floor_.time_passes(70)  # r0500 relaxes after 63 s, r0501 after 64 s
+    floor_.sweep()
+    assert (floor_.held(alice), floor_.held(bob)) == ("t", "u")
