@@ -29,7 +29,7 @@ import logging
 import socket
 import ssl
 import threading
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from . import metrics, outbox
 from .database import is_unavailable, run_write
@@ -158,6 +158,10 @@ class _Pinned(http.client.HTTPConnection):
                 pass  # closed already, or never connected
 
 
+# ASCII punctuation a request target may carry as it is (quote() never
+# touches letters, digits and _.-~).
+_TARGET_SAFE = "!#$%&'()*+,/:;=?@[]"
+
 # A delivery's whole course (connect, send, the answer) ends after this many
 # QC_WEBHOOK_TIMEOUTs, however the receiver trickles its bytes: each step's
 # timeout alone would let one byte every few seconds hold it for hours.
@@ -176,7 +180,10 @@ def post(url: str, secret: str, event_id: str, kind: str, body: str, timeout: fl
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                "X-QC-Event": kind, "X-QC-Delivery": event_id,
                "X-QC-Signature": signature(secret, raw)}
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # On the wire a request target is ASCII: anything else percent-encoded (as
+    # UTF-8, as browsers do); what is already escaped stays as it is.
+    path = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                 safe=_TARGET_SAFE)
     try:
         addresses = resolve(parts.hostname, port, refuse_private)
     except Invalid as refusal:
@@ -277,9 +284,15 @@ class Courier:
     def _deliver(self, delivery: dict) -> None:
         cfg = self.config
         try:
-            error = post(delivery["url"], delivery["secret"], delivery["event_id"],
-                         delivery["type"], delivery["body"], cfg.webhook_timeout,
-                         cfg.webhook_refuse_private)
+            try:
+                error = post(delivery["url"], delivery["secret"], delivery["event_id"],
+                             delivery["type"], delivery["body"], cfg.webhook_timeout,
+                             cfg.webhook_refuse_private)
+            except Exception as failure:
+                # Settled like any failure (back-off, then failed), never left
+                # to its lease: that would send it again and again, for ever.
+                log.exception("webhook delivery %s failed unexpectedly", delivery["event_id"])
+                error = f"{type(failure).__name__}: {failure}"
             with self.app.app_context():
                 try:
                     status = run_write(db.session, outbox.settle, delivery["id"],

@@ -232,3 +232,34 @@ def test_a_receiver_that_trickles_its_answer_cannot_hold_a_delivery_past_its_bud
     listener.close()
     assert not sender.is_alive(), "the delivery is still reading the trickled answer"
     assert results and "within 1.5 s" in results[0]
+
+
+def test_a_url_with_non_ascii_characters_is_delivered_percent_encoded(floor):
+    """POST /webhooks takes any printable URL; http.client sends ASCII only,
+    and its UnicodeEncodeError escaped `post`: the delivery was never settled,
+    so it was claimed again at every lease's end, for ever, never failed."""
+    with Receiver(200) as receiver:
+        url = webhooks.check_url(receiver.url + "/hoök?ä=1&x=%41")
+        subscribe(url, events=[outbox.COMPLETED])
+        reviewer, task = holding(floor)
+        floor.dispatcher.complete(db.session, reviewer.id, task["id"], "pass")
+        assert state.courier().run_once(wait=True) == 1
+        [request] = receiver.requests
+    assert request["path"] == "/hook/ho%C3%B6k?%C3%A4=1&x=%41"
+    [row] = rows()
+    assert (row.status, row.attempts, row.claimed_by) == ("delivered", 1, None)
+
+
+def test_a_delivery_that_fails_unexpectedly_is_settled_and_retried(floor, monkeypatch):
+    """Whatever goes wrong in sending, the attempt is written down (back-off,
+    then failed once its retries are over), never left to its lease."""
+    def broken(*_args, **_kwargs):
+        raise ValueError("something nobody foresaw")
+    monkeypatch.setattr(webhooks, "post", broken)
+    subscribe("http://127.0.0.1:1/hook", events=[outbox.COMPLETED])
+    reviewer, task = holding(floor)
+    floor.dispatcher.complete(db.session, reviewer.id, task["id"], "pass")
+    assert state.courier().run_once(wait=True) == 1
+    [row] = rows()
+    assert (row.status, row.attempts, row.claimed_by) == ("pending", 1, None)
+    assert row.last_error == "ValueError: something nobody foresaw"
