@@ -183,8 +183,12 @@ def skills_of(session, user_ids: list[int] | None = None) -> dict[int, dict]:
 
 def set_skills(session, user_id: int, skills: dict) -> None:
     """Replace the user's skills (checked: `check_skills`). A held task
-    stays; the new skills count from the reviewer's next claim."""
+    stays; the new skills count from the reviewer's next claim. Two at once
+    for one user take turns (its row locked first): on MariaDB the second's
+    delete would otherwise pass over rows the first inserted, and its insert
+    meet them as a duplicate key."""
     def work(session):
+        session.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
         session.execute(sa.delete(Skill).where(Skill.user_id == user_id))
         if skills:
             session.execute(sa.insert(Skill), [{"user_id": user_id, "queue": q, "level": lvl}

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import Session
 
 from live import database_kind
@@ -14,7 +15,7 @@ from qc_live import queue, routing, state
 from qc_live.clock import utcnow
 from qc_live.errors import Conflict
 from qc_live.extensions import db
-from qc_live.models import ServerProcess, Task
+from qc_live.models import ServerProcess, Skill, Task, User
 
 _sids = itertools.count()
 
@@ -351,3 +352,35 @@ def test_the_sweep_hands_out_a_relaxed_task_however_many_queues_relax(floor_):
     floor_.time_passes(70)  # r0500 relaxes after 63 s, r0501 after 64 s
     floor_.sweep()
     assert (floor_.held(alice), floor_.held(bob)) == ("t", "u")
+
+
+@pytest.mark.skipif(database_kind() != "mysql", reason="row locks: SQLite serialises writers")
+def test_two_supervisors_setting_one_reviewers_skills_at_once_both_succeed(floor_):
+    """set_skills deletes the reviewer's skills and inserts the new ones: a
+    second one at once, whose delete waited on a row the first deleted, went
+    on past the rows the first inserted before it in the index and met them
+    as a duplicate key (MariaDB: a 500 for one of two supervisors editing
+    one reviewer)."""
+    import threading
+    floor_.queue("de")
+    floor_.queue("en")
+    alice = floor_.reviewer("alice", {"en": 1}, online=False)
+    app, failures = current_app._get_current_object(), []
+
+    def second():
+        with app.app_context(), Session(db.engine) as session:
+            try:
+                routing.set_skills(session, alice.id, {"de": 3})
+            except Exception as error:  # noqa: BLE001 (what the test looks for)
+                failures.append(error)
+    with Session(db.engine) as first:  # the first supervisor's set_skills, half-way
+        first.execute(sa.select(User.id).where(User.id == alice.id).with_for_update())
+        first.execute(sa.delete(Skill).where(Skill.user_id == alice.id))
+        editor = threading.Thread(target=second)
+        editor.start()
+        editor.join(2)  # it waits for the first (on its delete, before the fix)
+        first.execute(sa.insert(Skill), [{"user_id": alice.id, "queue": "de", "level": 2}])
+        first.commit()
+    editor.join()
+    assert failures == []
+    assert routing.skills_of(db.session, [alice.id])[alice.id] == {"de": 3}
