@@ -95,6 +95,9 @@ def resolve(host: str, port: int, refuse_private: bool) -> list[tuple]:
     """The addresses to connect to (getaddrinfo's), each checked when
     `refuse_private`. Invalid (private_target, unresolvable_host)."""
     try:
+        # A name IDNA cannot encode (an empty or 64-character label) fails
+        # here, not in gevent's resolver thread, which would log a traceback.
+        host.encode("idna")
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise Invalid(f"the host {host!r} does not resolve ({error})",

@@ -202,3 +202,9 @@ def test_private_targets_are_refused_when_the_setting_says_so(start_server):
     assert response["error"]["code"] == "private_target"
     response = subscribe(server, "http://localhost/hook", expect=422)
     assert response["error"]["code"] == "private_target"
+    # A host no resolver can encode is refused as such, without a traceback
+    # in the log (gevent's resolver thread printed one for each).
+    for host in ("a..b", "x" * 70 + ".example"):
+        response = subscribe(server, f"http://{host}/hook", expect=422)
+        assert response["error"]["code"] == "unresolvable_host"
+    assert "Traceback" not in server.log()
