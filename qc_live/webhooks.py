@@ -57,8 +57,9 @@ def check_url(url: str) -> str:
         raise Invalid(f"'url' is longer than {MAX_URL} characters", code="invalid_url")
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError for a bad port)
-    except ValueError:
+        if parts.port == 0:  # no port to connect to (and `or 80` would send it there)
+            raise ValueError
+    except ValueError:  # a bad port too
         raise Invalid("'url' is not a valid URL", code="invalid_url") from None
     if parts.scheme not in ("http", "https"):
         raise Invalid("'url' must be an http or https URL", code="invalid_url")

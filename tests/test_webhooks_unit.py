@@ -169,7 +169,9 @@ def test_backoff_is_full_jitter_under_a_doubling_capped_ceiling(attempts):
                                  # credentials: never sent (http.client ignores them),
                                  # shown to every admin by GET /webhooks, logged
                                  "https://user:pass@example.com/hook",
-                                 "https://token@example.com/hook"])
+                                 "https://token@example.com/hook",
+                                 # port 0 was taken for "no port": sent to port 80
+                                 "http://example.com:0/hook"])
 def test_urls_that_are_not_http_targets_are_refused(url):
     with pytest.raises(Invalid) as refused:
         webhooks.check_url(url)
