@@ -126,7 +126,7 @@ async def main_async(args) -> int:
     if args.nodelay:
         env["QC_BENCH_NODELAY"] = "1"
     try:
-        connector = aiohttp.TCPConnector(limit=0)
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=load.KEEPALIVE_S)
         async with aiohttp.ClientSession(connector=connector) as http:
             if args.server == "echo":
                 server = cleanup.server("echo", args.mode, workdir, env=env)
