@@ -112,3 +112,23 @@ def test_the_architecture_doc_answers_the_newcomers_questions_by_file():
         line = next((line for line in text.splitlines() if question in line), None)
         assert line is not None, f"the doc does not ask where a task is {question}"
         assert f"`{answer}`" in line, f"'{question}' is not answered by {answer}"
+
+
+def test_the_readme_layout_lists_every_module_of_qc_live_and_no_other():
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Project layout")
+    opening = text.index("```\n", start) + 4
+    block = text[opening:text.index("\n```", opening)]
+    inside, listed = False, set()
+    for line in block.splitlines():
+        if line.startswith("qc_live/"):
+            inside = True
+        elif inside and line and not line.startswith(" "):
+            break  # the next top-level entry
+        elif inside and line.startswith("  ") and not line.startswith("   "):
+            listed.add(line.split()[0])
+    modules = {p.name for p in (ROOT / "qc_live").glob("*.py")}
+    modules |= {p.name + "/" for p in (ROOT / "qc_live").iterdir()
+                if p.is_dir() and (p / "__init__.py").exists()}
+    assert listed == modules, (f"missing from the README: {sorted(modules - listed)}; "
+                               f"listed but gone: {sorted(listed - modules)}")
