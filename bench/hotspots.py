@@ -84,7 +84,7 @@ def short(frame: str) -> str:
     name, _, where = frame.partition(" (")
     where = where.rstrip(")")
     path = where.rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/", "/lib/python3.11/"):
+    for marker in ("site-packages/", str(load.ROOT) + "/", "/lib/python3.11/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
