@@ -422,12 +422,14 @@ async def work_loop(reviewer: Reviewer, task_id: int, warm_until: float, end: fl
         await reviewer.sio.emit("task-complete", {"task_id": task_id, "outcome": "pass"},
                                 namespace=NS, callback=on_ack)
         try:
-            t_next, next_id = await reviewer.next_task(timeout, seen=(task_id,))
+            # The ack first: a refused completion brings no next task, and its
+            # error is what to report (not a time-out waiting for the task).
             t_ack, ack = await asyncio.wait_for(acked, timeout)
+            if not (isinstance(ack, dict) and ack.get("ok")):
+                return samples, f"bad ack: {ack}"
+            t_next, next_id = await reviewer.next_task(timeout, seen=(task_id,))
         except Exception as exc:
-            return samples, f"{exc.__class__.__name__}: {exc}"
-        if not (isinstance(ack, dict) and ack.get("ok")):
-            return samples, f"bad ack: {ack}"
+            return samples, f"{exc.__class__.__name__}: {exc or 'no answer in time'}"
         samples.append((t0, t_ack, t_next))
         task_id = next_id
     return samples, None
