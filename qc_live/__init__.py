@@ -14,6 +14,7 @@ from .limits import Limits
 from .notify import Notifier
 from .runtime import Runtime
 from .sweep import Sweep
+from .webhooks import Courier
 
 __all__ = ["create_app", "prepare_database", "socketio"]
 
@@ -76,10 +77,11 @@ def create_app(test_config: Config | dict | None = None,
     access_log.init_app(app, config, sessions=lambda sid: socketio.server.environ.get(sid))
     app.wsgi_app = _nosniff(app.wsgi_app)  # outside Socket.IO's, to cover its answers too
 
-    from . import (api_auth, api_board, api_health, api_reviewer, api_stats, api_tasks,
-                   api_users, cli, openapi, pages, sockets)  # noqa: F401
-    for blueprint in (api_auth.bp, api_tasks.bp, api_reviewer.bp, api_users.bp, api_board.bp,
-                      api_health.bp, cli.bp, pages.bp, api_stats.bp, openapi.bp, metrics.bp):
+    from . import (api_auth, api_board, api_health, api_queues, api_reviewer, api_stats,
+                   api_tasks, api_users, api_webhooks, cli, openapi, pages, sockets)  # noqa: F401
+    for blueprint in (api_auth.bp, api_tasks.bp, api_queues.bp, api_reviewer.bp, api_users.bp,
+                      api_board.bp, api_health.bp, cli.bp, pages.bp, api_stats.bp, openapi.bp,
+                      metrics.bp, api_webhooks.bp):
         app.register_blueprint(blueprint)
     metrics.init_app(app)
     errors.register(app)
@@ -95,10 +97,11 @@ def create_app(test_config: Config | dict | None = None,
     notifier = Notifier(app, config, board)
     runtime = Runtime(app, config, app.extensions["qc_clock"], board)
     runtime.sweeper = Sweep(config, dispatcher, notifier, runtime)
+    runtime.courier = Courier(app, config, runtime.process_id)
     if manager is not None:
         manager.offers = notifier.offers
     app.extensions.update(qc_board=board, qc_dispatcher=dispatcher, qc_notifier=notifier,
-                          qc_runtime=runtime)
+                          qc_runtime=runtime, qc_courier=runtime.courier)
     return app
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import lifecycle, presence, state
+from . import lifecycle, presence, routing, state
 from .clock import ago
 from .database import run_write
 from .errors import Conflict, Invalid, NotFound
@@ -114,10 +114,15 @@ def user_rows(session, config, user_id: int | None = None) -> list[dict]:
         .order_by(User.id)
     if user_id is not None:
         query = query.where(User.id == user_id)
+    rows = session.execute(query).all()
+    skills = routing.skills_of(session, [user.id for user, *_ in rows
+                                         if user.role == Role.REVIEWER.value])
     return [{**user.public(), "active": user.active, "online": bool(online),
              "available": user.available, "task_id": task_id,
-             "completed_count": count or 0}
-            for user, task_id, count, online in session.execute(query)]
+             "completed_count": count or 0,
+             **({"skills": skills.get(user.id, {})} if user.role == Role.REVIEWER.value
+                else {})}
+            for user, task_id, count, online in rows]
 
 
 def _other_active_admin(session, user_id: int) -> bool:

@@ -47,7 +47,8 @@ def api(summary: str, who: str, *, answers: dict, errors=(), body=None, query=No
         description: str | None = None, public: bool = False, tag: str | None = None):
     """Declare a route. `who` says which roles may call it (for people: the
     role check itself is `auth.role_required`). `answers` maps a success
-    status to (a model of schemas.answers, a Media or None; what it means).
+    status to (a model of schemas.answers, a Media, a tuple of Media (one answer in
+    several media types) or None; what it means).
     `errors` lists the error statuses besides those a body or a query string
     brings (400 and 422, and 415 for a JSON body). `body` is a request model
     (a Body, or NewTasks) parsed from the JSON body, or a dict of media type
@@ -73,7 +74,21 @@ def validation_context() -> dict:
     """What the models need from the configuration (schemas.fields)."""
     config = current_app.extensions["qc_config"]
     return {"max_payload_bytes": config.max_payload_bytes,
-            "max_tasks": config.max_tasks_per_request, "pause": database.yield_to_loop}
+            "max_tasks": config.max_tasks_per_request, "pause": database.yield_to_loop,
+            "known_queues": known_queues()}
+
+
+def known_queues():
+    """A function giving the names of the queues, read once, when first asked."""
+    found = []
+
+    def names() -> set:
+        if not found:
+            from .extensions import db
+            from .routing import queue_names
+            found.append(queue_names(db.session))
+        return found[0]
+    return names
 
 
 def json_body():

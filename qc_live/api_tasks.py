@@ -1,11 +1,11 @@
 """REST for tasks: intake (JSON and CSV), listing, lookup, history, and the
 supervisor's hands on the queue (edit, cancel, release, assign)."""
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 from flask_jwt_extended import current_user
 from sqlalchemy.exc import IntegrityError
 
-from . import importer, state
-from .api import api
+from . import export, importer, routing, state
+from .api import Media, api
 from .auth import role_required
 from .database import yield_to_loop
 from .errors import BadRequest, Conflict, NotFound, UnsupportedMediaType
@@ -13,9 +13,12 @@ from .extensions import db
 from .history import task_events
 from .listing import list_tasks
 from .models import MAX_ID, Role
-from .schemas.answers import Assigned, CreatedTasks, ImportResult, Task, TaskHistory, TaskPage
+from .schemas.answers import (Assigned, CreatedTasks, ImportResult, SupervisedTask, Task,
+                              TaskHistory, TaskPage)
+from .sql import READ_TASK
 from .lifecycle import TaskSpec
-from .schemas.requests import AssignTask, ImportOptions, NewTasks, TaskChanges, TaskListing
+from .schemas.requests import (AssignTask, ImportOptions, NewTasks, TaskChanges, TaskExport,
+                               TaskListing)
 
 bp = Blueprint("tasks", __name__)
 
@@ -82,6 +85,30 @@ def get_tasks(query: TaskListing):
     return jsonify({"tasks": tasks, "next_cursor": next_cursor})
 
 
+@bp.get("/tasks/export")
+@role_required(Role.SUPERVISOR)
+@api("Export tasks as CSV or NDJSON", "a supervisor", query=TaskExport, errors=(401, 403),
+     answers={200: ((Media("text/csv", {"type": "string"}),
+                     Media("application/x-ndjson", {"type": "string"})),
+                    "streamed: CSV (UTF-8, a header row) or NDJSON (one task object per "
+                    "line), as `format` says")},
+     description="Every task matching the filters of GET /tasks and the completion window "
+     "(completed_after inclusive, completed_before exclusive), by id, streamed in pages of "
+     "1,000 (flat memory at any size). CSV text cells that begin with =, +, -, @, a tab or "
+     "a carriage return get a leading single quote (OWASP CSV injection). A bad filter or "
+     "format is refused before anything is sent.")
+def export_tasks(query: TaskExport):
+    chosen = export.ExportQuery(statuses=tuple(query.status), assignee_id=query.assignee_id,
+                                priority=query.priority, queue=query.queue,
+                                completed_after=query.completed_after,
+                                completed_before=query.completed_before)
+    body = stream_with_context(export.stream(db.session, chosen, query.format))
+    return Response(body, mimetype=None, content_type=export.MEDIA_TYPES[query.format],
+                    headers={"Content-Disposition":
+                             f'attachment; filename="tasks.{query.format}"',
+                             "Cache-Control": "no-store"})
+
+
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")
 CSV_UPLOAD = {"multipart/form-data": {"type": "object", "properties": {
     "file": {"type": "string", "format": "binary"}}, "required": ["file"]},
@@ -113,7 +140,8 @@ def _after_batch(outcome) -> None:
      answers={201: (ImportResult, "what was imported")},
      errors=(400, 401, 403, 409, 413, 422, 503),
      description="UTF-8 CSV with a header row: name (required), priority, deadline, "
-     "external_id, payload (a JSON object); an empty cell means not given. Every row is "
+     "external_id, payload (a JSON object), queue (an existing queue: unknown_queue for the "
+     "row otherwise; default: default); an empty cell means not given. Every row is "
      "checked first: with any bad row nothing is imported (400/422 invalid_tasks listing "
      "the rows), unless skip_invalid=1, which imports the valid rows and lists the skipped "
      "ones. Rows are created in batches of 1,000 (each a transaction, dispatched at once). "
@@ -125,7 +153,8 @@ def import_tasks(query: ImportOptions):
     request.max_content_length = cfg.max_import_bytes
     skip_invalid = query.skip_invalid
     parsed = importer.parse(importer.decode(_upload()), cfg.max_payload_bytes,
-                            cfg.max_tasks_per_request, pause=yield_to_loop)
+                            cfg.max_tasks_per_request, pause=yield_to_loop,
+                            queues=routing.queue_names(db.session))
     if parsed.problems and not skip_invalid:
         raise parsed.refusal()
     done = importer.create_in_batches(db.session, parsed.specs, current_user.id,
@@ -141,17 +170,24 @@ def import_tasks(query: ImportOptions):
 @bp.get("/tasks/<int:task_id>")
 @role_required(Role.REVIEWER)
 @api("One task", "a supervisor; a reviewer for a task it holds or held",
-     answers={200: (Task, "the task")}, errors=(401, 403, 404))
+     answers={200: (SupervisedTask, "the task; for a supervisor, a pending task also says "
+                    "why it is `waiting`")}, errors=(401, 403, 404))
 def get_task(task_id: int):
-    return jsonify(state.dispatcher().task_for_reader(db.session, _existing_id(task_id),
-                                                      current_user))
+    task = state.dispatcher().task_for_reader(db.session, _existing_id(task_id), current_user)
+    if task["status"] == "pending" and \
+            Role(current_user.role).rank >= Role.SUPERVISOR.rank:
+        row = db.session.execute(READ_TASK, {"task_id": task["id"]}).first()
+        task["waiting"] = routing.waiting(db.session, state.config(), row)
+    return jsonify(task)
 
 
 @bp.patch("/tasks/<int:task_id>")
 @role_required(Role.SUPERVISOR)
 @api("Edit or cancel a task", "a supervisor", body=TaskChanges,
-     answers={200: (Task, "the task as it is now")}, errors=(401, 403, 404, 409),
-     description="Edits go to a holder at once (task-assigned again, same id); cancelling "
+     answers={200: (Task, "the task as it is now")}, errors=(401, 403, 404, 409, 422),
+     description="A pending task may move to another `queue` (422 unknown_queue; 409 "
+     "task_not_pending once held); it keeps its place by age. "
+     "Edits go to a holder at once (task-assigned again, same id); cancelling "
      "an assigned task sends its holder task-revoked (cancelled) and then its next task. "
      "Finished tasks are 409 task_final. Only deadline may be null.")
 def patch_task(task_id: int, body: TaskChanges):
@@ -188,14 +224,21 @@ def release_task(task_id: int):
 @bp.post("/assign_task")
 @role_required(Role.SUPERVISOR)
 @api("Send a pending task out now", "a supervisor", body=AssignTask, errors=(401, 403, 404, 409),
-     answers={200: (Assigned, "assigned to the longest-idle free reviewer, or still pending")})
+     answers={200: (Assigned, "assigned to the longest-idle free qualified reviewer (or the "
+                    "one named), or still pending")},
+     description="With reviewer_id: 409 not_qualified (the message says why) when that "
+     "reviewer does not qualify for the task's queue now, 409 reviewer_unavailable when it is "
+     "not free (offline, paused, holding a task). Without: the task stays pending when no "
+     "qualified reviewer is free.")
 def assign_task(body: AssignTask):
     task_id = body.task_id
-    outcome = state.dispatcher().assign_task(db.session, task_id, current_user.id)
+    outcome = state.dispatcher().assign_task(db.session, task_id, current_user.id,
+                                             reviewer_id=body.reviewer_id)
     state.notifier().push(outcome)
     task = outcome.value
     if task["assignee_id"] is None:
-        message = f"task {task_id} stays pending: no reviewer is free right now"
+        message = (f"task {task_id} stays pending: no reviewer qualified for queue "
+                   f"{task['queue']!r} is free right now")
     else:
         message = f"task {task_id} assigned to reviewer {task['assignee_id']}"
     return jsonify({"message": message, "task": task})

@@ -4,12 +4,12 @@ from flask import Blueprint, jsonify
 from flask_jwt_extended import current_user
 from werkzeug.security import check_password_hash
 
-from . import state
+from . import routing, state
 from .accounts import change_password, create_user, may_manage, update_account, user_rows
 from .api import api
 from .api_auth import revoke_sessions
 from .auth import issue_tokens, role_required
-from .errors import Conflict, Forbidden, NotFound
+from .errors import Conflict, Forbidden, Invalid, NotFound
 from .extensions import db
 from .models import MAX_ID, Role, User
 from .schemas.answers import SignedOut, Tokens, Users
@@ -22,12 +22,16 @@ bp = Blueprint("users", __name__)
 @bp.post("/users")
 @role_required(Role.SUPERVISOR)
 @api("Create a user", "an admin; a supervisor for reviewers", body=NewUser,
-     answers={201: (UserRow, "the new user")}, errors=(401, 403, 409))
+     answers={201: (UserRow, "the new user")}, errors=(401, 403, 409),
+     description="A reviewer's skills default to {\"default\": 1}.")
 def post_user(body: NewUser):
     name, password, role = body.username, body.password, body.role
     if not may_manage(current_user, role):
         raise Forbidden(f"a {current_user.role} cannot create a {role.value}")
+    skills = _checked_skills(body.skills, role)
     user = create_user(db.session, name, password, role)
+    if skills is not None:
+        routing.set_skills(db.session, user.id, skills)
     return jsonify(user_rows(db.session, state.config(), user.id)[0]), 201
 
 
@@ -36,6 +40,15 @@ def post_user(body: NewUser):
 @api("List users", "a supervisor", answers={200: (Users, "every account")}, errors=(401, 403))
 def list_users():
     return jsonify({"users": user_rows(db.session, state.config())})
+
+
+def _checked_skills(skills: dict | None, role: Role) -> dict | None:
+    """The skills given, checked (422 unknown_queue, bad_level); only reviewers have them."""
+    if skills is None:
+        return None
+    if role != Role.REVIEWER:
+        raise Invalid("only reviewers have skills", code="not_a_reviewer")
+    return routing.check_skills(db.session, skills)
 
 
 # --- managing an account ---------------------------------------------------------
@@ -68,6 +81,7 @@ def patch_user(user_id: int, body: UserChanges):
     disconnected and a held task goes back to the queue."""
     name, role, active, password = body.username, body.role, body.active, body.password
     target = _managed_user(user_id)
+    skills = _checked_skills(body.skills, role or Role(target.role))
     if role is not None and current_user.role != Role.ADMIN.value:
         raise Forbidden("only admins change roles")
     if active is False and target.id == current_user.id:
@@ -77,6 +91,13 @@ def patch_user(user_id: int, body: UserChanges):
                    reactivate=active is True, deactivate=active is False)
     if active is False or role_changes or password is not None:
         revoke_sessions(db.session, target.id, current_user.id, deactivate=active is False)
+    if role_changes and role == Role.REVIEWER and skills is None \
+            and not routing.skills_of(db.session, [target.id]):
+        skills = routing.DEFAULT_SKILLS  # a new reviewer, as if created one
+    if skills is not None:
+        # From its next claim; a held task stays. A free reviewer may qualify now.
+        routing.set_skills(db.session, target.id, skills)
+        state.notifier().dispatch_later()
     return jsonify(user_rows(db.session, state.config(), target.id)[0])
 
 

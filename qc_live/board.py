@@ -30,10 +30,13 @@ SLOW = 0.5
 
 
 def snapshot(session, config) -> dict:
-    """The board as one JSON-able dict: the shape of contract.md, plus `at`
-    (server time), `stats.reviewers` (see stats.reviewer_stats) and per
-    reviewer `connected` (a socket right now; `online` stays true through the
-    grace period, as a page reload is not a logout)."""
+    """The board as one JSON-able dict: the shape of contract.md (with
+    `queues`, the queue objects of routing.queue_figures, and each reviewer's
+    `skills`), plus `at` (server time), `stats.reviewers` (see
+    stats.reviewer_stats) and per reviewer `connected` (a socket right now;
+    `online` stays true through the grace period, as a page reload is not a
+    logout)."""
+    from .routing import queue_figures, skills_of  # board is imported by database.py
     now = utcnow()
     done = (sa.select(sa.func.count(Task.id))
             .where(Task.assignee_id == User.id, Task.status == TaskStatus.COMPLETED.value)
@@ -46,9 +49,10 @@ def snapshot(session, config) -> dict:
         .outerjoin(held, held.holder_id == User.id)
         .where(User.role == Role.REVIEWER.value, User.active.is_(True))
         .order_by(User.username)).all()
+    skills = skills_of(session, [row[0] for row in rows])
     reviewers = [{"id": uid, "username": name, "online": bool(online), "available": available,
                   "task_id": task_id, "task_since": iso(since), "completed_count": count or 0,
-                  "connected": bool(connected)}
+                  "connected": bool(connected), "skills": skills.get(uid, {})}
                  for uid, name, available, task_id, since, online, connected, count in rows]
 
     counts = session.execute(
@@ -67,8 +71,10 @@ def snapshot(session, config) -> dict:
     durations = [(end - start).total_seconds() for start, end in handled if start and end]
     per_reviewer = reviewer_stats(session)
     session.rollback()
+    queues = queue_figures(session, config)
     return {
         "reviewers": reviewers,
+        "queues": queues,
         "queue": {
             "pending": sum(by_priority.values()),
             "assigned": sum(n for status, _, n in counts if status == TaskStatus.ASSIGNED.value),

@@ -93,6 +93,16 @@ class Config:
     # A connection has this long to send its request line and headers, from
     # its accept or the end of its previous response (run.py's servers; 0: no limit).
     header_timeout: float = 10.0
+    # Webhooks (webhooks.py): how long one delivery may wait on each network
+    # step, how often each process looks for due deliveries, the first
+    # back-off ceiling (doubled per attempt, full jitter), how long an event
+    # is retried, and whether targets on private or loopback addresses are
+    # refused (production's default).
+    webhook_timeout: float = 10.0
+    webhook_poll_seconds: float = 1.0
+    webhook_retry_seconds: float = 1.0
+    webhook_give_up_seconds: float = 24 * 3600.0
+    webhook_refuse_private: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -116,6 +126,13 @@ def _number(environ, name, default, kind=float):
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def _positive(environ, name, default: float) -> float:
+    value = _number(environ, name, default)
+    if value <= 0:
+        raise ConfigError(f"{name} must be more than 0, got {environ[name]!r}")
     return value
 
 
@@ -220,4 +237,9 @@ def from_env(environ=None) -> Config:
         auto_migrate=_flag(env, "QC_AUTO_MIGRATE", True),
         offer_redeliver_seconds=_number(env, "QC_OFFER_REDELIVER_SECONDS", 3.0),
         header_timeout=_number(env, "QC_HEADER_TIMEOUT", 10.0),
+        webhook_timeout=_positive(env, "QC_WEBHOOK_TIMEOUT", 10.0),
+        webhook_poll_seconds=_positive(env, "QC_WEBHOOK_POLL_SECONDS", 1.0),
+        webhook_retry_seconds=_positive(env, "QC_WEBHOOK_RETRY_SECONDS", 1.0),
+        webhook_give_up_seconds=_number(env, "QC_WEBHOOK_GIVE_UP_SECONDS", 24 * 3600.0),
+        webhook_refuse_private=_flag(env, "QC_WEBHOOK_REFUSE_PRIVATE", production),
     )

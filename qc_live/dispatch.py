@@ -16,7 +16,7 @@ second task for one reviewer whatever the code does.
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from . import acks, database, lifecycle, presence, queue, sql
+from . import acks, database, lifecycle, presence, queue, routing, sql
 from .errors import Conflict, Forbidden, Invalid, NotFound, QCError
 from .lifecycle import ASSIGNED, PENDING, TaskSpec, Work, lock_reviewer, task_dict
 from .models import Role, TaskEvent
@@ -150,7 +150,7 @@ class Dispatcher:
 
     def _claim(self, w: Work, reviewer_id: int) -> Assigned | None:
         """Give the (locked, free) reviewer the next pending task, if any."""
-        row = queue.next_task(w)
+        row = queue.next_task(w, reviewer_id)
         return lifecycle.assign(w, [(reviewer_id, row)])[0] if row is not None else None
 
     # --- tasks arriving, and going out -----------------------------------------
@@ -168,41 +168,48 @@ class Dispatcher:
         return Outcome(value).extend(self.dispatch_pending(session))
 
     def dispatch_pending(self, session) -> Outcome:
-        """Hand pending tasks to free online reviewers: the first task in
-        dispatch order to the longest-idle reviewer, the second to the next.
+        """Hand pending tasks to free online reviewers: each task, in dispatch
+        order, to the longest-idle free reviewer qualified for it.
 
-        Set-based, up to `batch` tasks per transaction: the free reviewers are
-        read once and locked, then as many tasks from the head of the queue,
-        and the pairs written in one executemany. Between transactions the
+        Set-based, up to `batch` tasks per transaction: the free reviewers
+        qualified for something pending are read once and locked, then paired
+        with the tasks in dispatch order (queue.match: each task to the
+        longest-idle of them who qualifies for it), and the pairs written in
+        one executemany; a reviewer left without a task is passed over in
+        the next batches. Between transactions the
         event loop runs (database.yield_to_loop), so a large import does not
         stall sockets, acks or the heartbeat. Reviewers or tasks a concurrent
         transaction holds are skipped: it gives them work itself, and the
         periodic sweep catches anything left."""
         size = self.batch
+        passed = set()  # reviewers this dispatch could give nothing to
 
         def hand_out(w: Work):
             # Cheap first: on a busy floor the queue is long and nobody is free.
             if not queue.anything_pending(w):
                 return [], False
-            candidates = queue.free_reviewers(w.session, self.lease_seconds, size)
+            candidates = queue.free_reviewers(w.session, self.lease_seconds, size,
+                                              exclude=passed, now=w.now)
             free = queue.lock_free(w, candidates) if candidates else []
-            if not free:
-                return [], False
-            head = queue.head(w, len(free))
-            rows = queue.lock_pending(w, head)
-            if len(rows) < len(free) and len(head) == len(free):
-                # Concurrent claims are taking some of these: look once past
-                # them, or the reviewers left over would wait for the sweep.
-                seen = set(head)
-                further = [i for i in queue.head(w, 2 * len(free)) if i not in seen]
-                rows += queue.lock_pending(w, further)[:len(free) - len(rows)]
-            pairs = list(zip(free, rows))
+            pairs, skip = [], set()
+            for _ in range(3):  # concurrent claims took some: look past them, twice at most
+                chosen = queue.match(w, free, skip) if free else []
+                rows = {row.id: row for row in queue.lock_pending(w, [t for _, t in chosen])}
+                pairs += [(r, rows[t]) for r, t in chosen if t in rows]
+                taken = {r for r, t in chosen if t in rows}
+                lost = len(rows) < len(chosen)
+                if not lost:
+                    break
+                # Past every task chosen: those locked are ours already (a
+                # lock never skips its own rows), the others a concurrent claim's.
+                skip |= {t for _, t in chosen}
+                free = [r for r in free if r not in taken]
             notices = lifecycle.assign(w, pairs) if pairs else []
-            # Go on if there may be more free reviewers and there were tasks
-            # for all of these, or if a concurrent claim took some of these
-            # tasks (the reviewers left over may still get the ones after).
-            full = len(candidates) == size and len(head) == len(free)
-            return notices, bool(pairs) and (full or len(rows) < len(head))
+            # Those left without a task are passed over from now on (the ones
+            # after them in the idle line may qualify for what is left); go
+            # on while there may be more free reviewers.
+            passed.update(set(candidates) - {r for r, _ in pairs})
+            return notices, len(candidates) == size
 
         outcome = Outcome()
         while True:
@@ -214,21 +221,56 @@ class Dispatcher:
 
     # --- a supervisor's hands on the queue -------------------------------------
 
-    def assign_task(self, session, task_id: int, actor_id: int) -> Outcome:
-        """Send a pending task out now, to the longest-idle free reviewer; it
-        stays pending if nobody is free. Outcome.value: the task."""
+    def assign_task(self, session, task_id: int, actor_id: int,
+                    reviewer_id: int | None = None) -> Outcome:
+        """Send a pending task out now, to the longest-idle free reviewer
+        qualified for it; it stays pending if nobody is. With `reviewer_id`,
+        to that reviewer: Conflict `not_qualified` (the message says why)
+        when it does not qualify for the task now, `reviewer_unavailable`
+        when it is not free (offline, paused, holding a task).
+        Outcome.value: the task."""
         def work(w: Work):
             row = lifecycle.lock(w, task_id, (PENDING,), "task_not_pending")
+            if reviewer_id is not None:
+                candidates = [self._named_reviewer(w, row, reviewer_id)]
+            else:
+                rules = routing.rules(w.session, row.queue)
+                candidates = queue.free_reviewers(
+                    w.session, self.lease_seconds, queue=row.queue,
+                    level=routing.level_needed(rules, row.created_at, w.now))
             # The task is locked first here, then a reviewer, the other way
             # round from a claim: so reviewers are only tried (SKIP LOCKED),
             # never waited for.
-            for reviewer_id in queue.free_reviewers(w.session, self.lease_seconds):
-                reviewer = lock_reviewer(w, reviewer_id, wait=False)
-                if queue.can_work(reviewer) and lifecycle.held_task(w, reviewer_id) is None:
-                    [assigned] = lifecycle.assign(w, [(reviewer_id, row)], actor_id=actor_id)
+            for candidate in candidates:
+                reviewer = lock_reviewer(w, candidate, wait=False)
+                if queue.can_work(reviewer) and lifecycle.held_task(w, candidate) is None:
+                    [assigned] = lifecycle.assign(w, [(candidate, row)], actor_id=actor_id)
                     return Outcome(assigned.task, [assigned])
+            if reviewer_id is not None:
+                raise Conflict(f"reviewer {reviewer_id} is busy right now; try again",
+                               code="reviewer_unavailable")
             return Outcome(task_dict(row), [])
         return lifecycle.run(session, work)
+
+    def _named_reviewer(self, w: Work, row, reviewer_id: int) -> int:
+        """The reviewer a supervisor named for a task, if it qualifies and is free."""
+        user = w.conn.execute(sa.select(sql.users.c.role, sql.users.c.active,
+                                        sql.users.c.available)
+                              .where(sql.users.c.id == reviewer_id)).first()
+        if user is None:
+            raise NotFound(f"user {reviewer_id} does not exist", code="user_not_found")
+        if user.role != Role.REVIEWER.value:
+            raise Invalid(f"user {reviewer_id} is not a reviewer", code="not_a_reviewer")
+        ok, why = routing.qualification(w.session, reviewer_id, row, w.now)
+        if not ok:
+            raise Conflict(f"not qualified: {why}", code="not_qualified")
+        why = ("is deactivated" if not user.active else "has paused" if not user.available
+               else "holds a task" if lifecycle.held_task(w, reviewer_id) is not None
+               else None if presence.is_online(w.session, reviewer_id, self.lease_seconds)
+               else "is not online")
+        if why is not None:
+            raise Conflict(f"reviewer {reviewer_id} {why}", code="reviewer_unavailable")
+        return reviewer_id
 
     def release(self, session, task_id: int, actor_id: int | None) -> Outcome:
         """Take an assigned task from its holder, back to its place in the
@@ -252,18 +294,32 @@ class Dispatcher:
 
     def update_task(self, session, task_id: int, changes: dict, actor_id: int | None) -> Outcome:
         """Rename, re-prioritise, change the payload or deadline of a live task,
-        or cancel it (``{"status": "cancelled"}``). A holder sees the new
+        or cancel it (``{"status": "cancelled"}``), or move a pending task to
+        another queue (it keeps its created_at; Invalid `unknown_queue`,
+        Conflict `task_not_pending` when it is held). A holder sees the new
         version at once (task-assigned again, same id). Final tasks: Conflict."""
         if changes.get("status") == lifecycle.CANCELLED:
             return self.cancel(session, task_id, actor_id)
 
+        moved = []
+
         def work(w: Work):
             row = lifecycle.lock(w, task_id, lifecycle.LIVE, "task_final")
+            if changes.get("queue", row.queue) != row.queue:
+                if row.status != PENDING:
+                    raise Conflict(f"task {task_id} is {row.status}: only a pending task "
+                                   "moves to another queue", code="task_not_pending")
+                if w.conn.execute(sql.QUEUE_RULES, {"queue": changes["queue"]}).first() is None:
+                    raise Invalid(f"queue {changes['queue']!r} does not exist",
+                                  code="unknown_queue")
+                moved.append(task_id)
             task, changed = lifecycle.edit(w, row, changes, actor_id)
             notices = [Assigned(row.holder_id, task, resent=True)] \
                 if changed and row.holder_id is not None else []
             return Outcome(task, notices)
-        return lifecycle.run(session, work)
+        outcome = lifecycle.run(session, work)
+        # In another queue, other reviewers may qualify: one of them may be free.
+        return outcome.extend(self.dispatch_pending(session)) if moved else outcome
 
     # --- reading ----------------------------------------------------------------
 

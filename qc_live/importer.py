@@ -16,7 +16,8 @@ batch goes through `create_in_batches` too, for the same reason.
 
 The file: UTF-8 (a byte-order mark is fine), comma-separated, a header row
 naming the columns (any order, case and surrounding blanks ignored): `name`
-(required), `priority`, `deadline`, `external_id`, `payload` (a JSON object).
+(required), `priority`, `deadline`, `external_id`, `payload` (a JSON object),
+`queue` (an existing queue; a row naming another is refused, `unknown_queue`).
 An empty cell means "not given". Blank rows are skipped, and so are columns
 that are blank from the header down (spreadsheets save trailing empty
 columns); a column with values but no name is refused. Each row is checked
@@ -39,11 +40,11 @@ from .lifecycle import TaskSpec
 from .errors import BadRequest, Invalid, QCError
 from .models import Task
 from .schemas.base import problems, strict_json
-from .schemas.requests import NewTask
+from .schemas.requests import NewTask, unknown_queue
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("name", "priority", "deadline", "external_id", "payload")
+COLUMNS = ("name", "priority", "deadline", "external_id", "payload", "queue")
 BATCH_SIZE = 1000
 # Reports list at most this many problems (the counts are always complete).
 MAX_REPORTED = 1000
@@ -119,7 +120,7 @@ def _header(cells: list[str]) -> list[str | None]:
     return names
 
 
-def _row(cells: dict, context: dict):
+def _row(cells: dict, context: dict, queues: set | None = None):
     """(spec, []) or (None, [(field, error), ...]) for one row's cells. A
     blank cell is an absent field (but a blank name is an empty one); a
     priority of digits is a number, a payload is JSON; anything else is left
@@ -141,14 +142,19 @@ def _row(cells: dict, context: dict):
         task = NewTask.model_validate(row, context=context)
     except ValidationError as error:
         bad += problems(error, NewTask)
+    else:
+        if queues is not None and task.queue not in queues:
+            bad.append(("queue", unknown_queue(task.queue)))
     if bad:
         return None, sorted(bad, key=lambda problem: COLUMNS.index(problem[0]))
     return TaskSpec(**dict(task)), []
 
 
-def parse(text: str, max_payload_bytes: int, max_rows: int, pause=None) -> Parsed:
+def parse(text: str, max_payload_bytes: int, max_rows: int, pause=None,
+          queues: set | None = None) -> Parsed:
     """Check every row. Whole-file problems (no header, unknown columns,
-    broken quoting, too many rows) raise; row problems are collected.
+    broken quoting, too many rows) raise; row problems are collected (a
+    queue not in `queues`, when given: `unknown_queue`).
     `pause` is called every 1,000 rows (the server yields to the event loop)."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     context = {"max_payload_bytes": max_payload_bytes}
@@ -187,7 +193,7 @@ def parse(text: str, max_payload_bytes: int, max_rows: int, pause=None) -> Parse
                         f"value in it ({cells[i][:40]!r}); name the column or delete it",
                         code="unnamed_column")
             spec, bad = _row({name: cell for name, cell in zip(columns, cells)
-                              if name is not None}, context)
+                              if name is not None}, context, queues)
             if bad:
                 parsed.problems += [Problem(index, line, name, error) for name, error in bad]
             else:

@@ -6,11 +6,14 @@
     pending|assigned --cancel--> cancelled
     pending|assigned --expire--> expired
     pending|assigned --edit--> the same status, new name/payload/priority/deadline
+    pending --edit--> pending, in another queue (keeping created_at)
 
 Each edge is a function over a `Work` (one write transaction): it writes the
 task's row, records its event in the history (`task_events`, written once per
 transaction, before the commit) and returns the task as the wire's task
-object. Callers (dispatch.py, sweep.py, accounts.py) decide what moves and
+object. The final edges (finish, cancel, expire) also announce a webhook
+event, written to the outbox in the same place and transaction (outbox.py).
+Callers (dispatch.py, sweep.py, accounts.py) decide what moves and
 when; `run` gives them the transaction.
 
 Invariants the database keeps whatever this code does: `holder_id` is UNIQUE
@@ -21,13 +24,14 @@ task is assigned, then equal to `assignee_id`; a final status never changes.
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from flask import current_app
 
-from . import sql
+from . import outbox, sql
 from .clock import utcnow
 from .database import is_sqlite, run_write
 from .errors import Conflict, NotFound
 from .group_commit import run_write_shared
-from .models import task_dict
+from .models import DEFAULT_QUEUE, task_dict
 from .notices import Assigned
 
 __all__ = ["Work", "run", "task_dict", "TaskSpec"]
@@ -35,7 +39,7 @@ __all__ = ["Work", "run", "task_dict", "TaskSpec"]
 ASSIGNED, PENDING, CANCELLED = sql.ASSIGNED, sql.PENDING, sql.CANCELLED
 LIVE = sql.LIVE  # the statuses a task can leave
 FINAL = (sql.COMPLETED, sql.CANCELLED, sql.EXPIRED)
-EDITABLE = ("name", "payload", "priority", "deadline")
+EDITABLE = ("name", "payload", "priority", "deadline", "queue")
 
 
 @dataclass(frozen=True)
@@ -46,29 +50,40 @@ class TaskSpec:
     priority: int = 0
     deadline: object = None
     external_id: str | None = None
+    queue: str = DEFAULT_QUEUE
 
 
 class Work:
     """One write transaction: its session, its moment (`now`, one timestamp
-    for everything it writes) and the history rows it writes before commit."""
+    for everything it writes), and the history rows and webhook events it
+    writes before commit."""
 
-    __slots__ = ("session", "conn", "now", "_events")
+    __slots__ = ("session", "conn", "now", "_events", "_announced")
 
     def __init__(self, session):
         self.session = session
         self.conn = session.connection()  # Core statements skip the ORM's execution path
         self.now = utcnow()
         self._events = []
+        self._announced = []
 
     def event(self, task_id: int, kind: str, reviewer_id=None, actor_id=None,
               detail=None) -> None:
         self._events.append({"task_id": task_id, "kind": kind, "reviewer_id": reviewer_id,
                              "actor_id": actor_id, "at": self.now, "detail": detail})
 
+    def announce(self, kind: str, task: dict) -> None:
+        """A webhook event (outbox.ANNOUNCES) of this transaction's."""
+        self._announced.append((kind, task))
+
     def write_events(self) -> None:
         if self._events:
             self.conn.execute(sql.ADD_EVENTS, self._events)
             self._events = []
+        if self._announced:
+            give_up = current_app.extensions["qc_config"].webhook_give_up_seconds
+            outbox.record(self.conn, self.now, self._announced, give_up)
+            self._announced = []
 
 
 def run(session, work, *, shared: bool = False, refusals: tuple = ()):
@@ -156,7 +171,8 @@ def create(w: Work, specs: list[TaskSpec], actor_id: int | None) -> list[dict]:
             places.append(len(rows))
             rows.append({"name": spec.name, "payload": spec.payload,
                          "priority": spec.priority, "deadline": spec.deadline,
-                         "external_id": spec.external_id, "status": PENDING,
+                         "external_id": spec.external_id, "queue": spec.queue,
+                         "status": PENDING,
                          "created_at": w.now, "updated_at": w.now})
     if not rows:
         return places
@@ -209,8 +225,10 @@ def finish(w: Work, row, outcome: str | None, note: str | None) -> dict:
                                 "note": note})
     w.event(row.id, "completed", reviewer_id=row.holder_id,
             detail={"outcome": outcome} if outcome else None)
-    return task_dict(row, status=sql.COMPLETED, holder_id=None, completed_at=w.now,
+    task = task_dict(row, status=sql.COMPLETED, holder_id=None, completed_at=w.now,
                      outcome=outcome, note=note)
+    w.announce(outbox.COMPLETED, task)
+    return task
 
 
 def requeue(w: Work, row, kind: str, actor_id: int | None = None) -> dict:
@@ -225,18 +243,20 @@ def requeue(w: Work, row, kind: str, actor_id: int | None = None) -> dict:
 
 def cancel(w: Work, row, actor_id: int | None) -> dict:
     """pending|assigned -> cancelled (final)."""
-    return _end(w, row, sql.CANCELLED, "cancelled", actor_id)
+    return _end(w, row, sql.CANCELLED, "cancelled", actor_id, outbox.CANCELLED)
 
 
 def expire(w: Work, row) -> dict:
     """pending|assigned -> expired (final): its deadline passed."""
-    return _end(w, row, sql.EXPIRED, "expired", None)
+    return _end(w, row, sql.EXPIRED, "expired", None, outbox.EXPIRED)
 
 
-def _end(w: Work, row, status: str, kind: str, actor_id) -> dict:
+def _end(w: Work, row, status: str, kind: str, actor_id, announced: str) -> dict:
     w.conn.execute(sql.END, {"task_id": row.id, "status": status, "now": w.now})
     w.event(row.id, kind, reviewer_id=row.holder_id, actor_id=actor_id)
-    return task_dict(row, status=status, holder_id=None)
+    task = task_dict(row, status=status, holder_id=None)
+    w.announce(announced, task)
+    return task
 
 
 def edit(w: Work, row, changes: dict, actor_id: int | None) -> tuple[dict, bool]:

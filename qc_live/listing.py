@@ -26,7 +26,10 @@ created_at, id); `created_at`/`-created_at` -> ix_tasks_created (status,
 created_at); `deadline` -> ix_tasks_deadline (status, deadline). With the
 `priority` filter: ix_tasks_queue and ix_tasks_due (status, priority,
 deadline). With `assignee_id`: ix_tasks_assignee_created, _priority and
-_deadline, the same keys behind (assignee_id, status). Both databases append
+_deadline, the same keys behind (assignee_id, status). With `queue`:
+ix_tasks_queue_head (queue, status, priority desc, created_at, id) and
+ix_tasks_queue_created (status, queue, created_at, id); by deadline, the
+status's deadline index, filtered. Both databases append
 the primary key to a secondary index, which gives the id tie-break for free.
 MariaDB is told which index to use (see `_sort_keys`); SQLite finds it alone.
 (SQLAlchemy's SQLite dialect writes `LIMIT ? OFFSET ?` with 0: nothing skipped.)
@@ -86,6 +89,7 @@ class TaskQuery:
     statuses: tuple[str, ...] = ()  # empty: every status
     assignee_id: int | None = None
     priority: int | None = None
+    queue: str | None = None
     order_by: str = DEFAULT_ORDER
     limit: int = 50
     after: tuple | None = None  # (phase index, key values), from the cursor
@@ -182,6 +186,8 @@ def _index(query: TaskQuery) -> str:
         "priority" if query.order_by == "priority" or query.priority is not None else "created"
     if query.assignee_id is not None:
         return f"ix_tasks_assignee_{by}"
+    if query.queue is not None and by != "deadline":
+        return "ix_tasks_queue_head" if by == "priority" else "ix_tasks_queue_created"
     if query.priority is not None:
         return "ix_tasks_due" if by == "deadline" else "ix_tasks_queue"
     return {"created": "ix_tasks_created", "priority": "ix_tasks_queue",
@@ -196,6 +202,8 @@ def _sort_keys(session, query: TaskQuery, status: str, want: int) -> list[tuple]
         filters.append(Task.assignee_id == query.assignee_id)
     if query.priority is not None:
         filters.append(Task.priority == query.priority)
+    if query.queue is not None:
+        filters.append(Task.queue == query.queue)
     # MariaDB/MySQL may read "status = s AND deadline IS NULL AND id > i" (or
     # "created_at = c AND id > i") by the equality prefix alone and skip rows
     # up to i one by one: an OFFSET in disguise, 150 ms deep in a million rows.

@@ -37,7 +37,8 @@ from . import state
 from .clock import ago, utcnow
 from .errors import Unauthorized
 from .extensions import db
-from .models import Connection, Role, ServerProcess, Task, TaskStatus, User
+from .models import (Connection, Role, ServerProcess, Task, TaskStatus, User,
+                     WebhookDelivery)
 from .presence import REVIEWER_NAMESPACE, live_socket_exists
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,10 @@ class _Instruments:
             "qc_message_queue_errors", "Failed message-queue (Redis) attempts "
             "python-socketio reported, by operation: publish (it retries once) or listen",
             ["operation"], registry=LOCAL)
+        self.webhook_deliveries = Counter(
+            "qc_webhook_deliveries", "Webhook delivery attempts this process made, by "
+            "result: delivered (a 2xx), retried (to be tried again after a back-off), "
+            "failed (retries over)", ["result"], registry=LOCAL)
         # Series that exist from the start, at 0, so that rate() and alerts see them.
         for route in ("socket", "rest"):
             self.next_task_seconds.labels(route)
@@ -91,6 +96,8 @@ class _Instruments:
             self.database_errors.labels(kind)
         for operation in ("publish", "listen"):
             self.queue_errors.labels(operation)
+        for result in WEBHOOK_RESULTS.values():
+            self.webhook_deliveries.labels(result)
 
 
 # None until init_app: code run without an app (scripts) counts nothing.
@@ -132,6 +139,17 @@ def pushed(notice) -> None:
             _made.next_task_seconds.labels(route).observe(clock() - started)
     elif isinstance(notice, Revoked):
         _made.taken_back.labels(notice.reason).inc()
+
+
+# outbox.settle's status -> the counter's result.
+WEBHOOK_RESULTS = {"delivered": "delivered", "pending": "retried", "failed": "failed"}
+
+
+def webhook_attempt(status: str | None) -> None:
+    """A delivery attempt was settled (`status`: outbox.settle's; None: its
+    lease was lost meanwhile, not counted)."""
+    if _made is not None and status in WEBHOOK_RESULTS:
+        _made.webhook_deliveries.labels(WEBHOOK_RESULTS[status]).inc()
 
 
 def database_error(kind: str) -> None:
@@ -204,6 +222,7 @@ class FloorCollector:
                 ("tasks_pending", "Tasks waiting for a reviewer (the queue's depth)"),
                 ("tasks_assigned", "Tasks held by a reviewer"),
                 ("oldest_pending_age_seconds", "Age of the oldest pending task (0 when none)"),
+                ("webhooks_pending", "Webhook deliveries not yet made (the outbox's backlog)"),
                 ("server_processes", "Server processes whose lease is fresh")):
             yield GaugeMetricFamily(f"qc_{name}", text, value=figures[name])
 
@@ -234,6 +253,9 @@ def floor(session, lease_seconds: float) -> dict:
         "tasks_assigned": tasks.get(TaskStatus.ASSIGNED.value, 0),
         "oldest_pending_age_seconds":
             max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0,
+        "webhooks_pending": session.scalar(sa.select(sa.func.count())
+                                           .select_from(WebhookDelivery)
+                                           .where(WebhookDelivery.status == "pending")),
         "server_processes": session.scalar(sa.select(sa.func.count())
                                            .select_from(ServerProcess).where(live_process)),
     }

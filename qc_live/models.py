@@ -109,6 +109,49 @@ class User(db.Model):
         return {"id": self.id, "username": self.username, "role": self.role}
 
 
+QUEUE_NAME_LENGTH = 64
+DEFAULT_QUEUE = "default"
+LEVELS = (1, 10)
+
+
+class Queue(db.Model):
+    """A kind of task (a product line, a language, a defect class). A reviewer
+    qualifies for its tasks with a skill level of at least `min_level`, or of
+    at least 1 once a task has waited longer than `relax_after_s` (never when
+    it is NULL). The `default` queue always exists."""
+    __tablename__ = "queues"
+
+    name: Mapped[str] = mapped_column(ExactString(QUEUE_NAME_LENGTH), primary_key=True)
+    description: Mapped[str] = mapped_column(sa.String(255), default="")
+    min_level: Mapped[int] = mapped_column(default=1)
+    relax_after_s: Mapped[int | None] = mapped_column(nullable=True)
+    created_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
+
+
+class Skill(db.Model):
+    """A reviewer's level (1..10) for one queue; no row: not skilled for it."""
+    __tablename__ = "skills"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", name="fk_skills_user"),
+                                         primary_key=True)
+    queue: Mapped[str] = mapped_column(ExactString(QUEUE_NAME_LENGTH),
+                                       sa.ForeignKey("queues.name", name="fk_skills_queue"),
+                                       primary_key=True)
+    level: Mapped[int] = mapped_column()
+
+    __table_args__ = (sa.Index("ix_skills_queue", "queue", "level"),)
+
+
+@sa.event.listens_for(User, "after_insert")
+def _default_skill(_mapper, connection, user):
+    """Every new reviewer starts with {"default": 1}, however it is made (the
+    API, the CLI, a test's floor): with it, a floor without queues
+    dispatches as it always did. accounts.py replaces it when skills are given."""
+    if user.role == Role.REVIEWER.value:
+        connection.execute(sa.insert(Skill.__table__).values(
+            user_id=user.id, queue=DEFAULT_QUEUE, level=1))
+
+
 class Task(db.Model):
     __tablename__ = "tasks"
 
@@ -135,6 +178,9 @@ class Task(db.Model):
     outcome: Mapped[str | None] = mapped_column(sa.String(8), nullable=True)
     note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     updated_at: Mapped[object] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    queue: Mapped[str] = mapped_column(
+        ExactString(QUEUE_NAME_LENGTH), sa.ForeignKey("queues.name", name="fk_tasks_queue"),
+        default=DEFAULT_QUEUE, server_default=DEFAULT_QUEUE)
 
 
 def task_dict(row, **changes) -> dict:
@@ -145,6 +191,7 @@ def task_dict(row, **changes) -> dict:
         "id": task["id"],
         "external_id": task["external_id"],
         "name": task["name"],
+        "queue": task["queue"],
         "payload": task["payload"] if task["payload"] is not None else {},
         "priority": task["priority"],
         "status": task["status"],
@@ -160,6 +207,14 @@ def task_dict(row, **changes) -> dict:
 
 # The dispatch query: next pending task by priority (descending), then FIFO.
 sa.Index("ix_tasks_queue", Task.status, Task.priority.desc(), Task.created_at, Task.id)
+# The claim: one queue's head, highest priority then oldest (queue.py reads
+# one per queue a reviewer qualifies for), and its urgent head.
+sa.Index("ix_tasks_queue_head", Task.queue, Task.status, Task.priority.desc(), Task.created_at,
+         Task.id)
+sa.Index("ix_tasks_queue_due", Task.queue, Task.status, Task.priority, Task.deadline)
+# GET /tasks?queue= by age (one status at a time), and the board's figures per
+# queue (counts and the oldest, over a range of the live statuses, covering).
+sa.Index("ix_tasks_queue_created", Task.status, Task.queue, Task.created_at, Task.id)
 # Urgent tasks within a priority, and deadline expiry.
 sa.Index("ix_tasks_due", Task.status, Task.priority, Task.deadline)
 sa.Index("ix_tasks_deadline", Task.status, Task.deadline)
@@ -214,3 +269,52 @@ class Connection(db.Model):
     connected_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
 
     __table_args__ = (sa.Index("ix_connections_user", "user_id", "namespace"),)
+
+
+# Long texts: MariaDB's TEXT holds 64 KiB, and a delivery's body carries a
+# payload of up to 64 KiB of JSON plus the rest of the task.
+LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+class Webhook(db.Model):
+    """A subscription: where to POST which events (webhooks.py), signed with
+    `secret`, which the API never returns."""
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    events: Mapped[object] = mapped_column(Json)  # a list of event types
+    secret: Mapped[str] = mapped_column(sa.String(255))
+    # DELETE turns it off: its delivery log stays, nothing new is written for it.
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
+
+
+class WebhookDelivery(db.Model):
+    """The outbox: one row per event and subscription, written in the same
+    transaction as the transition it tells of (outbox.py), delivered at
+    least once by any process's courier (webhooks.py)."""
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    webhook_id: Mapped[int] = mapped_column(sa.ForeignKey("webhooks.id"))
+    type: Mapped[str] = mapped_column(sa.String(32))
+    task_id: Mapped[int] = mapped_column()
+    # The JSON body exactly as it is sent (and signed).
+    body: Mapped[str] = mapped_column(LongText)
+    # pending -> delivered | failed (retries over); a redeliver makes it pending again.
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[object] = mapped_column(Timestamp)
+    # Retried until then (24 h after the event, or after a manual redeliver).
+    retry_until: Mapped[object] = mapped_column(Timestamp)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
+    created_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
+    delivered_at: Mapped[object] = mapped_column(Timestamp, nullable=True)
+    # The lease of the process delivering it now: nobody else takes it until then.
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    claimed_until: Mapped[object] = mapped_column(Timestamp, nullable=True)
+
+    __table_args__ = (sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+                      sa.Index("ix_webhook_deliveries_log", "webhook_id", "id"))

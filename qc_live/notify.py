@@ -70,6 +70,22 @@ class Notifier:
         if outcome.notices if isinstance(outcome, Outcome) else outcome:
             socketio.start_background_task(self._push_safely, outcome, sid)
 
+    def dispatch_later(self) -> None:
+        """Hand pending tasks to free reviewers once the current handler has
+        returned: after a change of skills or of a queue's rules, reviewers
+        who qualify now may be free, and nobody else would wake them."""
+        socketio.start_background_task(self._dispatch_safely)
+
+    def _dispatch_safely(self) -> None:
+        from .state import dispatcher
+        with self.app.app_context():
+            try:
+                self.push(dispatcher().dispatch_pending(db.session))
+            except Exception:
+                log.exception("dispatch after a routing change failed")
+            finally:
+                db.session.remove()
+
     def _push_safely(self, outcome, sid) -> None:
         with self.app.app_context():
             try:

@@ -24,9 +24,9 @@ bp = Blueprint("openapi", __name__)
 VERSION = "1.0.0"
 COMPONENTS = "#/components/schemas/{model}"
 # A route's tag by its blueprint, unless it names its own.
-TAGS = {"auth": "auth", "tasks": "tasks", "reviewer_api": "reviewers", "users": "users",
+TAGS = {"auth": "auth", "tasks": "tasks", "queues": "queues", "reviewer_api": "reviewers", "users": "users",
         "stats": "stats", "board": "stats", "health": "operations", "metrics": "operations",
-        "openapi": "operations", "pages": "pages", None: "pages"}
+        "openapi": "operations", "pages": "pages", "webhooks": "webhooks", None: "pages"}
 ERRORS = {
     400: "bad input: not JSON, wrong types, unknown fields",
     401: "no token, or an invalid, expired or revoked one",
@@ -65,7 +65,9 @@ class _Schema(GenerateJsonSchema):
 
 def _json(shape, description: str) -> dict:
     answer = {"description": description}
-    if isinstance(shape, Media):
+    if isinstance(shape, tuple):  # several media types (GET /tasks/export)
+        answer["content"] = {m.type: {"schema": m.schema} if m.schema else {} for m in shape}
+    elif isinstance(shape, Media):
         answer["content"] = {shape.type: {"schema": shape.schema} if shape.schema else {}}
     elif shape is not None:
         answer["content"] = {"application/json": {"schema": {
@@ -151,8 +153,8 @@ def spec(app) -> dict:
                  "docs/api.md. Every error is {\"error\": {\"code\", \"message\"}}."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": name} for name in ("auth", "tasks", "reviewers", "users", "stats",
-                                             "operations", "pages")],
+        "tags": [{"name": name} for name in ("auth", "tasks", "queues", "reviewers", "users",
+                                             "webhooks", "stats", "operations", "pages")],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

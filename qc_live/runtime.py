@@ -4,7 +4,8 @@ that keep them.
 Every `heartbeat_seconds` the process renews its lease (in a loop of its own,
 so a slow sweep cannot make a live process look dead) and reconciles its
 sockets with their rows. Every `sweep_seconds` it runs the sweep (sweep.py:
-everything that happens because time passed).
+everything that happens because time passed), and its courier delivers
+webhooks (webhooks.py).
 """
 import logging
 import os
@@ -37,6 +38,7 @@ class Runtime:
         self.clock = clock  # this app's (clock.Clock), synced on every heartbeat
         self.board = board
         self.sweeper = None  # sweep.Sweep, set by create_app
+        self.courier = None  # webhooks.Courier, set by create_app
         self.process_id = uuid.uuid4().hex
         # sid -> LocalSocket, for the sockets connected to this process: what
         # to write back if our lease was lost, what to reconcile the rows with,
@@ -77,6 +79,7 @@ class Runtime:
             socketio.start_background_task(self._every, self.config.sweep_seconds,
                                            self.sweep, "sweep")
             self.board.start()
+            self.courier.start()
 
     def _join_message_queue(self) -> None:
         """Listen on the message queue from start-up. python-socketio starts
@@ -190,6 +193,7 @@ class Runtime:
 
     def stop(self) -> None:
         self._running = False
+        self.courier.stop()
 
 
 def _may_keep(sock: LocalSocket, user) -> bool:

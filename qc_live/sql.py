@@ -13,9 +13,10 @@ and serialises writers instead).
 """
 import sqlalchemy as sa
 
-from .models import Task, TaskEvent, TaskStatus, User
+from .models import Queue, Skill, Task, TaskEvent, TaskStatus, User
 
 tasks, events, users = Task.__table__, TaskEvent.__table__, User.__table__
+queues, skills = Queue.__table__, Skill.__table__
 _p = sa.bindparam
 
 PENDING = TaskStatus.PENDING.value
@@ -52,6 +53,19 @@ URGENT_HEAD = (sa.select(tasks).where(tasks.c.status == PENDING,
                                       tasks.c.deadline <= _p("soon"))
                .order_by(tasks.c.deadline, tasks.c.id)
                .limit(1).with_for_update(skip_locked=True))
+# One task, locked if it is still pending in the same queue and not overdue
+# (and no other claim holds it): the best of the heads a claim read.
+# :task_id :queue :now
+LOCK_IF_PENDING = (sa.select(tasks).where(tasks.c.id == _p("task_id"), tasks.c.status == PENDING,
+                                          tasks.c.queue == _p("queue"), not_overdue())
+                   .with_for_update(skip_locked=True))
+# A reviewer's skills with their queues' rules: what its claim may take. :reviewer_id
+SKILLS_OF = (sa.select(skills.c.queue, skills.c.level, queues.c.min_level,
+                       queues.c.relax_after_s)
+             .join(queues, queues.c.name == skills.c.queue)
+             .where(skills.c.user_id == _p("reviewer_id")))
+# One queue's rules. :queue
+QUEUE_RULES = sa.select(queues).where(queues.c.name == _p("queue"))
 # Is anything pending at all? (cheap first check of a bulk dispatch) :now
 ANY_PENDING = sa.select(tasks.c.id).where(tasks.c.status == PENDING, not_overdue()).limit(1)
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # for the annotations only: these modules import this one
     from .limits import Limits
     from .notify import Notifier
     from .runtime import Runtime
+    from .webhooks import Courier
 
 
 def config() -> "Config":
@@ -42,3 +43,7 @@ def board() -> "Broadcaster":
 
 def limits() -> "Limits":
     return current_app.extensions["qc_limits"]
+
+
+def courier() -> "Courier":
+    return current_app.extensions["qc_courier"]

@@ -8,8 +8,10 @@ QC_SWEEP_SECONDS (runtime.py calls `Sweep.run`):
    taken back where a reviewer's screen left them unanswered;
 4. a reviewer offline for the whole grace period loses its task, back to its
    place in the queue: this is where a task is requeued after a disconnect;
-5. whatever is pending and has a free reviewer is handed out (a task a
-   concurrent claim skipped, one that just became eligible).
+5. whatever is pending and has a free qualified reviewer is handed out (a
+   task a concurrent claim skipped, one that just became eligible: a task
+   of a queue with `relax_after_s` that has now waited that long may go to
+   reviewers of any level, and this step is what gives it to them).
 
 Each step is its own transaction with row locks, safe to run in many
 processes at once: what another transaction holds is skipped, and looked at

@@ -173,7 +173,11 @@ class Server:
                             expect=201).json()["tasks"]
 
     def task(self, task_id: int) -> dict:
-        return self.request("GET", f"/tasks/{task_id}", self.admin_token, expect=200).json()
+        """The task object, as everyone sees it (without the `waiting` a
+        supervisor also gets for a pending task: test_queues_api.py checks it)."""
+        task = self.request("GET", f"/tasks/{task_id}", self.admin_token, expect=200).json()
+        task.pop("waiting", None)
+        return task
 
 
 class Reviewer:
@@ -253,8 +257,14 @@ class Reviewer:
             replies.append(reply)
             done.set()
 
+        # python-socketio reads each message in its own thread: a push that
+        # follows a (re)connect can be handled before the namespace counts as
+        # connected, and emitting then raises BadNamespaceError.
+        deadline = time.monotonic() + timeout
+        while "/reviewer" not in self.client.namespaces and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.client.emit(event, data, namespace="/reviewer", callback=on_ack)
-        if not done.wait(timeout):
+        if not done.wait(max(0.0, deadline - time.monotonic())):
             raise AssertionError(f"no ack for {event} within {timeout}s")
         return replies[0]
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from api_support import USER_FIELDS, assert_error, count, execute
+from api_support import assert_error, count, execute, user_fields
 from live import ADMIN, PASSWORD, ROOT, Reviewer, wait_until
 
 
@@ -27,7 +27,7 @@ def test_admin_creates_reviewers_supervisors_and_admins_who_can_log_in(server):
         response = _create(server, server.admin_token, f"new-{role}", role)
         assert response.status_code == 201, response.text
         user = response.json()
-        assert set(user) == USER_FIELDS
+        assert set(user) == user_fields(role)
         assert (user["username"], user["role"], user["active"]) == (f"new-{role}", role, True)
         assert isinstance(user["id"], int)
         login = server.login(f"new-{role}")
@@ -211,14 +211,15 @@ def test_users_list_has_exactly_the_contract_fields(server):
     users = _users(server)
     assert set(users) == {"admin", "alice", "sue"}
     for user in users.values():
-        assert set(user) == USER_FIELDS, user
+        assert set(user) == user_fields(user["role"]), user
         assert isinstance(user["id"], int)
         assert isinstance(user["active"], bool) and isinstance(user["online"], bool)
         assert isinstance(user["available"], bool)
         assert isinstance(user["completed_count"], int)
     assert users["alice"] == {"id": users["alice"]["id"], "username": "alice",
                               "role": "reviewer", "active": True, "online": False,
-                              "available": True, "task_id": None, "completed_count": 0}
+                              "available": True, "task_id": None, "completed_count": 0,
+                              "skills": {"default": 1}}
     assert users["sue"]["role"] == "supervisor" and users["admin"]["role"] == "admin"
     execute(server.database, "UPDATE users SET active = %s WHERE username = %s", False, "sue")
     assert _users(server)["sue"]["active"] is False

@@ -49,7 +49,8 @@ def test_board_snapshot_on_connect_matches_rest_and_contract_shape(server):
         snap = board.until(lambda s: True, timeout=2)
         rest = server.request("GET", "/board", server.admin_token, expect=200).json()
         for data in (snap, rest):
-            assert set(data) >= {"reviewers", "queue", "stats"}
+            assert set(data) >= {"reviewers", "queue", "queues", "stats"}
+            assert [(q["name"], q["pending"]) for q in data["queues"]] == [("default", 3)]
             assert set(data["queue"]) == {"pending", "assigned", "by_priority",
                                           "oldest_pending_age_s"}
             assert set(data["stats"]) == {"completed_last_hour", "median_handle_s",
@@ -58,7 +59,8 @@ def test_board_snapshot_on_connect_matches_rest_and_contract_shape(server):
             assert data["queue"]["by_priority"] == {"2": 1, "0": 2}
             row = reviewer_row(data, alice["id"])
             assert set(row) == {"id", "username", "online", "available", "task_id",
-                                "task_since", "completed_count", "connected"}
+                                "task_since", "completed_count", "connected", "skills"}
+            assert row["skills"] == {"default": 1}
             assert row["online"] is False
     finally:
         board.close()

@@ -132,7 +132,9 @@ def test_urgent_tasks_go_first_within_their_priority_and_overdue_ones_never(app,
         list(zip(reviewers, expected))
     db.session.rollback()
     assert db.session.get(Task, ids["overdue-2"]).status == "pending"
-    assert free_reviewers(db.session, LEASE) == [reviewers[-1]]
+    # The last is free, but qualified for nothing pending: only the overdue task is left.
+    assert free_reviewers(db.session, LEASE, queue="default") == [reviewers[-1]]
+    assert free_reviewers(db.session, LEASE) == []
 
 
 def test_an_urgent_task_created_last_still_goes_to_the_longest_idle(app):

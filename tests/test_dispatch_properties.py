@@ -2,21 +2,32 @@
 keep the dispatch core's invariants (hypothesis stateful testing, real
 database), driving the dispatcher, the sweep and presence directly.
 
+The floor has three queues (`QUEUES`: one asks for level 3 until a task has
+waited 60 s), reviewers with skills that change, and a clock that only moves
+when the machine says so (`time_passes`, which then runs the sweep's steps).
+Who qualifies for what is judged by an oracle written here (`qualifies`),
+apart from the server's rule.
+
 Invariants checked after every step:
 - a task has at most one holder, and only an assigned task has one;
 - a reviewer holds at most one task;
-- no task is pending while a free online reviewer exists (dispatch is eager);
+- no task is pending while a free online reviewer qualified for it exists
+  (dispatch is eager; when time made it eligible, the sweep that follows did it);
 - completed tasks never change; tasks never vanish.
-And whenever new tasks are dispatched, they go out in dispatch order (priority,
-urgent deadlines within it, then FIFO) to the longest-idle reviewers first.
+Checked at every assignment: the reviewer qualifies for the task at that
+moment. At every claim: it is the reviewer's best eligible task (priority,
+urgent deadlines within it, then FIFO, across its queues). At every dispatch
+of pending tasks: each task in that order went to the longest-idle free
+reviewer qualified for it (a greedy oracle over the floor as it was).
 dispatch_pending runs in batches of 2 here, so a dispatch spans several.
 
 The machine was checked against deliberate bugs (`test_the_machine_finds...`):
-a completion that does not claim the next task, and a cancel (or expiry) that
-leaves the holder set. Both are found, every run.
+a completion that does not claim the next task, a cancel (or expiry) that
+leaves the holder set, a claim that ignores min_level, and relax_after_s
+never widening a claim. All are found, every run.
 """
 import itertools
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -25,22 +36,93 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
                                  rule, run_state_machine_as_test)
 
-from qc_live import lifecycle, presence, queue, sql, state, sweep
+from qc_live import clock, lifecycle, presence, queue, routing, sql, state, sweep
 from qc_live.clock import utcnow
 from qc_live.database import run_write
 from qc_live.dispatch import Dispatcher
-from qc_live.errors import QCError
+from qc_live.errors import QCError, RateLimited
 from qc_live.extensions import db
 from qc_live.lifecycle import TaskSpec
-from qc_live.models import Connection, Role, ServerProcess, Task, TaskEvent, User
+from qc_live.models import Connection, Role, ServerProcess, Skill, Task, TaskEvent, User
 from qc_live.notices import Assigned
 from qc_live.queue import URGENT_WINDOW
 
 LEASE, GRACE = 15, 30  # the app fixture's settings
 REVIEWERS = 3
-# New tasks: (priority, due in minutes or None); 10 and 20 are within URGENT_WINDOW.
-TASK_KINDS = st.lists(st.tuples(st.integers(0, 2), st.sampled_from([None, 10, 20, 120])),
+# name -> (min_level, relax_after_s)
+QUEUES = {"default": (1, None), "a": (1, None), "b": (3, 60)}
+FIRST_SKILLS = ({"default": 1, "a": 1}, {"default": 1, "b": 3}, {"a": 2, "b": 1})
+SKILLS = st.dictionaries(st.sampled_from(sorted(QUEUES)), st.integers(1, 4), max_size=3)
+# New tasks: (priority, due in minutes or None, queue); 10 and 20 are within URGENT_WINDOW.
+TASK_KINDS = st.lists(st.tuples(st.integers(0, 2), st.sampled_from([None, 10, 20, 120]),
+                                st.sampled_from(sorted(QUEUES))),
                       min_size=1, max_size=6)
+# No sum of these is within a second of 60 s: where the relax line falls never
+# depends on the microseconds the steps take.
+STEPS_OF_TIME = st.sampled_from([7, 45, 90])
+
+
+def qualifies(level, queue: str, created_at, now) -> bool:
+    """The contract's rule: level >= the queue's min_level, or >= 1 once the
+    task has waited longer than its relax_after_s."""
+    min_level, relax = QUEUES[queue]
+    if level is None or level < 1:
+        return False
+    return level >= min_level or (relax is not None and
+                                  (now - created_at).total_seconds() > relax)
+
+
+class Floor_:
+    """The floor as the oracle sees it, read afresh."""
+
+    def __init__(self, conn, now):
+        self.now = now
+        self.skills = {}
+        for user_id, name, level in conn.execute(sa.select(Skill.user_id, Skill.queue,
+                                                           Skill.level)):
+            self.skills.setdefault(user_id, {})[name] = level
+        holding = sa.select(Task.holder_id).where(Task.holder_id.is_not(None))
+        live = sa.exists().where(Connection.user_id == User.id,
+                                 Connection.namespace == presence.REVIEWER_NAMESPACE,
+                                 Connection.process_id == ServerProcess.id,
+                                 ServerProcess.heartbeat_at > now - timedelta(seconds=LEASE))
+        self.free = list(conn.execute(
+            sa.select(User.id).where(User.role == Role.REVIEWER.value, User.active.is_(True),
+                                     User.available.is_(True), User.id.not_in(holding), live)
+            .order_by(User.idle_since, User.id)).scalars())
+        self.pending = sorted(
+            conn.execute(sa.select(Task.__table__).where(
+                Task.status == "pending",
+                sa.or_(Task.deadline.is_(None), Task.deadline > now))).all(),
+            key=lambda t: dispatch_order(t, now))
+
+    def qualifies(self, reviewer_id, task) -> bool:
+        return qualifies(self.skills.get(reviewer_id, {}).get(task.queue), task.queue,
+                         task.created_at, self.now)
+
+    def greedy(self) -> set:
+        """Each pending task in dispatch order to the longest-idle free
+        reviewer left who qualifies for it."""
+        left, pairs = list(self.free), set()
+        for task in self.pending:
+            for reviewer_id in left:
+                if self.qualifies(reviewer_id, task):
+                    pairs.add((reviewer_id, task.id))
+                    left.remove(reviewer_id)
+                    break
+        return pairs
+
+
+class Clock:
+    """The time every timestamp is read from: it moves 1 µs per reading, and
+    as far as `time_passes` says."""
+
+    def __init__(self):
+        self.now = datetime(2030, 1, 1)
+
+    def __call__(self):
+        self.now += timedelta(microseconds=1)
+        return self.now
 
 
 def dispatch_order(task, now):
@@ -58,16 +140,22 @@ def machine_for(app):
             super().__init__()
             s = db.session
             s.rollback()
-            for model in (TaskEvent, Task, Connection, ServerProcess):
+            for model in (TaskEvent, Task, Connection, ServerProcess, Skill):
                 s.execute(sa.delete(model))
             s.execute(sa.delete(User).where(User.role == Role.REVIEWER.value))
             s.commit()
+            known = routing.queue_names(s)
+            for name, (min_level, relax) in QUEUES.items():
+                if name not in known:
+                    routing.create_queue(s, {"name": name, "min_level": min_level,
+                                             "relax_after_s": relax})
             self.process = self._new_process()
             self.reviewers = []
             for i in range(REVIEWERS):
                 user = User(username=f"r{i}", password_hash="x", role=Role.REVIEWER.value)
                 s.add(user)
                 s.commit()
+                routing.set_skills(s, user.id, FIRST_SKILLS[i])
                 self.reviewers.append(user.id)
             self.sockets = {}  # sid -> reviewer id
             self.completed = {}  # task id -> frozen fields
@@ -95,6 +183,11 @@ def machine_for(app):
             rid = self.reviewers[who]
             sid = f"s{next(counter)}"
             version = db.session.scalar(sa.select(User.token_version).where(User.id == rid))
+            if list(self.sockets.values()).count(rid) >= dispatcher.max_sockets_per_user:
+                # The per-user cap: refused, and nothing recorded.
+                with pytest.raises(RateLimited):
+                    dispatcher.connect(db.session, sid, rid, version, self.process)
+                return
             dispatcher.connect(db.session, sid, rid, version, self.process)
             self.sockets[sid] = rid
 
@@ -131,8 +224,9 @@ def machine_for(app):
         def create(self, kinds):
             now = utcnow()
             specs = [TaskSpec(name=f"t{self.task_count + i}", payload={}, priority=priority,
-                              deadline=now + timedelta(minutes=due_in) if due_in else None)
-                     for i, (priority, due_in) in enumerate(kinds)]
+                              deadline=now + timedelta(minutes=due_in) if due_in else None,
+                              queue=name)
+                     for i, (priority, due_in, name) in enumerate(kinds)]
             made = dispatcher.create_tasks(db.session, specs, None).value
             if self.base is None:
                 self.base = made[0]["id"] - 1
@@ -141,6 +235,24 @@ def machine_for(app):
         def _id(self, n):
             """This example's n-th task id (n past the last: an id no task has)."""
             return (self.base or 0) + n
+
+        @rule(who=st.integers(0, REVIEWERS - 1), skills=SKILLS)
+        def skills_change(self, who, skills):
+            """A supervisor edits a reviewer's skills (PATCH /users): they count
+            from its next claim, and the dispatch that follows (Notifier.
+            dispatch_later) gives free reviewers who qualify now their work."""
+            routing.set_skills(db.session, self.reviewers[who], skills)
+            dispatcher.dispatch_pending(db.session)
+
+        @rule(seconds=STEPS_OF_TIME)
+        def time_passes(self, seconds):
+            """Time passes, with this process's heartbeat; then one sweep:
+            deadlines, grace periods, and what became eligible goes out."""
+            fake_time.now += timedelta(seconds=seconds)
+            run_write(db.session, presence.renew_lease, self.process)
+            sweep.expire_overdue(dispatcher, db.session)
+            sweep.requeue_abandoned(dispatcher, db.session)
+            dispatcher.dispatch_pending(db.session)
 
         @rule(task=st.integers(1, 12))
         def release(self, task):
@@ -210,13 +322,12 @@ def machine_for(app):
             assert all(n == 1 for _, n in per_holder)
 
         @invariant()
-        def no_pending_task_beside_a_free_online_reviewer(self):
+        def no_pending_task_beside_a_free_qualified_reviewer(self):
             db.session.rollback()
-            pending = db.session.scalar(sa.select(sa.func.count()).where(
-                Task.status == "pending"))
-            if pending:
-                free = queue.free_reviewers(db.session, LEASE)
-                assert free == [], f"{pending} pending while {free} are free"
+            seen = Floor_(db.session.connection(), utcnow())
+            db.session.rollback()
+            idle = [(r, t.id) for t in seen.pending for r in seen.free if seen.qualifies(r, t)]
+            assert idle == [], f"pending tasks beside free qualified reviewers: {idle}"
 
         @invariant()
         def completed_tasks_never_change_and_none_vanish(self):
@@ -235,29 +346,55 @@ def machine_for(app):
 
 
 def checked(dispatch_pending):
-    """dispatch_pending, checked each time the other transitions call it: the
-    first pending tasks in dispatch order went to the longest-idle free reviewers."""
+    """dispatch_pending, checked each time the other transitions call it: each
+    pending task in dispatch order went to the longest-idle free reviewer
+    qualified for it, as the greedy oracle over the floor before says."""
     def check(session):
-        free_before = queue.free_reviewers(session, LEASE, limit=REVIEWERS)
-        outcome = dispatch_pending(session)
-        handed = [x for x in outcome.notices if isinstance(x, Assigned)]
         session.rollback()
-        now = utcnow()
-        assert [x.reviewer_id for x in handed] == free_before[:len(handed)]
-        keys = [dispatch_order(session.get(Task, x.task["id"]), now) for x in handed]
-        assert keys == sorted(keys), "handed out in dispatch order"
-        if keys:
-            pending = session.scalars(sa.select(Task).where(Task.status == "pending"))
-            assert all(dispatch_order(t, now) > keys[-1] for t in pending), \
-                "a pending task was ahead of one handed out"
+        expected = Floor_(session.connection(), utcnow()).greedy()
+        session.rollback()
+        outcome = dispatch_pending(session)
+        handed = {(x.reviewer_id, x.task["id"]) for x in outcome.notices
+                  if isinstance(x, Assigned)}
+        assert handed == expected, f"handed out {handed}, the oracle says {expected}"
         return outcome
     return check
 
 
+def checked_claim(next_task):
+    """queue.next_task, checked: the reviewer's best task among those it qualifies for."""
+    def check(w, reviewer_id):
+        seen = Floor_(w.conn, w.now)
+        best = [t.id for t in seen.pending if seen.qualifies(reviewer_id, t)][:1]
+        row = next_task(w, reviewer_id)
+        assert ([row.id] if row is not None else []) == best, \
+            f"reviewer {reviewer_id} claimed {row and row.id}, the oracle says {best}"
+        return row
+    return check
+
+
+def checked_assign(assign):
+    """lifecycle.assign, checked: every reviewer qualifies for its task now."""
+    def check(w, pairs, *args, **kwargs):
+        seen = Floor_(w.conn, w.now)
+        for reviewer_id, row in pairs:
+            assert seen.qualifies(reviewer_id, row), \
+                f"task {row.id} ({row.queue}) went to reviewer {reviewer_id}, with skills " \
+                f"{seen.skills.get(reviewer_id)}, who does not qualify"
+        return assign(w, pairs, *args, **kwargs)
+    return check
+
+
+fake_time = Clock()
+
+
 def run_machine(app, monkeypatch, **settings_):
     dispatcher = state.dispatcher()
+    monkeypatch.setattr(clock, "_local", fake_time)
     monkeypatch.setattr(dispatcher, "batch", 2)
     monkeypatch.setattr(dispatcher, "dispatch_pending", checked(dispatcher.dispatch_pending))
+    monkeypatch.setattr(queue, "next_task", checked_claim(queue.next_task))
+    monkeypatch.setattr(lifecycle, "assign", checked_assign(lifecycle.assign))
     run_state_machine_as_test(
         machine_for(app),
         settings=settings(max_examples=50, stateful_step_count=25, deadline=None,
@@ -290,8 +427,22 @@ def _end_keeps_the_holder(monkeypatch):
         status=sa.bindparam("status"), updated_at=sa.bindparam("now")))
 
 
-@pytest.mark.parametrize("bug", [_completion_does_not_claim, _end_keeps_the_holder],
-                         ids=["completion-does-not-claim", "cancel-keeps-the-holder"])
+def _claim_ignores_min_level(monkeypatch):
+    reach = queue.reach
+    monkeypatch.setattr(queue, "reach", lambda level, _min, relax, now:
+                        reach(level, 1, relax, now))
+
+
+def _relax_never_comes(monkeypatch):
+    reach = queue.reach
+    monkeypatch.setattr(queue, "reach", lambda level, min_level, _relax, now:
+                        reach(level, min_level, None, now))
+
+
+@pytest.mark.parametrize("bug", [_completion_does_not_claim, _end_keeps_the_holder,
+                                 _claim_ignores_min_level, _relax_never_comes],
+                         ids=["completion-does-not-claim", "cancel-keeps-the-holder",
+                              "claim-ignores-min-level", "relax-never-comes"])
 def test_the_machine_finds_deliberate_bugs(app, monkeypatch, bug):
     """A state machine that cannot fail proves nothing: with each bug planted,
     it must fail (derandomized, so every run explores the same examples)."""

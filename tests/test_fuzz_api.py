@@ -19,8 +19,10 @@ def test_schemathesis_finds_no_server_errors(server):
     result = subprocess.run(
         [st, "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",
          "-H", f"Authorization: Bearer {server.admin_token}",
-         # logging out or deactivating itself would leave the fuzzer with a dead token
-         "--exclude-path-regex", r"^/(logout|users/\{[^}]+\}/sign-out)$",
+         # logging out or deactivating itself would leave the fuzzer with a dead token;
+         # a subscription it made would send events to whatever address it made up
+         # (this machine sends traffic to loopback only)
+         "--exclude-path-regex", r"^/(logout|users/\{[^}]+\}/sign-out|webhooks)$",
          "--exclude-method-regex", "^DELETE$",
          "--max-examples", "15", "--request-timeout", "15",
          "--suppress-health-check", "all", "--generation-deterministic"],

@@ -142,6 +142,16 @@ def test_a_database_of_the_last_release_upgrades_in_place_with_everything_in_it(
         ("tasks", TASK_COLUMNS), ("users", USER_COLUMNS), ("task_events", EVENT_COLUMNS))}
     for table in before:
         assert after[table] == before[table], f"{table} changed in the upgrade"
+    # Queues and skills (0003): the default queue only, every task in it, and every
+    # reviewer at level 1 for it, so the floor dispatches as before (checked below).
+    assert [tuple(r) for r in database.query(
+        "SELECT name, min_level, relax_after_s FROM queues")] == [("default", 1, None)]
+    reviewers = {r[0] for r in database.query("SELECT id FROM users WHERE role = 'reviewer'")}
+    assert len(reviewers) == 5
+    assert {tuple(r) for r in database.query("SELECT user_id, queue, level FROM skills")} == \
+        {(r, "default", 1) for r in reviewers}
+    assert [tuple(r) for r in database.query("SELECT DISTINCT queue FROM tasks")] == \
+        [("default",)]
     # The dead release's lease and sockets are still there, to expire as a crash's do.
     assert set(database.query("SELECT id FROM server_processes")) >= set(old_process)
 

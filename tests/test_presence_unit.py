@@ -202,10 +202,11 @@ def test_completing_hands_over_the_next_task_in_the_same_transaction_as_its_row_
 @pytest.mark.skipif(database_kind() != "mysql", reason="row locks: SQLite serialises writers")
 def test_a_claim_that_takes_an_urgent_task_leaves_the_fifo_head_to_concurrent_claims(floor):
     soon = utcnow() + timedelta(minutes=5)
+    alice = floor.reviewer("alice")
     head, _second, urgent = floor.tasks({"name": "head"}, {"name": "second"},
                                         {"name": "urgent", "deadline": soon})
     w = lifecycle.Work(db.session)
-    picked = queue.next_task(w)  # holds its locks: no commit yet
+    picked = queue.next_task(w, alice.id)  # holds its locks: no commit yet
     assert picked.id == urgent["id"]
     with Session(db.engine) as other:
         # A concurrent claim, skipping rows locked by the first: the head is free.

@@ -72,6 +72,21 @@ class World:
         fresh reviewer for those allowed to change it."""
         return self.alice["id"] if role in (ANON, OWNER, OTHER) else self.fresh_user()["id"]
 
+    def webhook(self) -> int:
+        """A fresh subscription (to an address where nothing listens)."""
+        return self.server.request("POST", "/webhooks", self.admin, expect=201, json={
+            "url": "http://127.0.0.1:9/hook", "events": ["task.cancelled"],
+            "secret": "a-secret-of-16-chars"}).json()["id"]
+
+    def webhook_event(self) -> str:
+        """A subscription with one event in its outbox: (its id, the event id)."""
+        webhook_id = self.webhook()
+        self.server.request("PATCH", f"/tasks/{self.pending_task()}", self.admin, expect=200,
+                            json={"status": "cancelled"})
+        [delivery] = self.server.request("GET", f"/webhooks/{webhook_id}/deliveries",
+                                         self.admin, expect=200).json()["deliveries"]
+        return f"/webhooks/{webhook_id}/deliveries/{delivery['event_id']}/redeliver"
+
     def call(self, role, method, path, token=True, **kwargs):
         return self.server.request(method, path, self.token(role) if token is True else token,
                                    **kwargs)
@@ -153,8 +168,33 @@ REST = {
         (401, 403, 403, OK, OK)),
     ("GET", "/users/<int:user_id>/stats"): (
         lambda w, r: w.call(r, "GET", f"/users/{w.alice['id']}/stats"), (401, OK, 403, OK, OK)),
+    ("GET", "/tasks/export"): (
+        lambda w, r: w.call(r, "GET", "/tasks/export", params={"format": "ndjson"}),
+        (401, 403, 403, OK, OK)),
+    ("POST", "/webhooks"): (
+        lambda w, r: w.call(r, "POST", "/webhooks", json={
+            "url": "http://127.0.0.1:9/hook", "events": ["task.completed"],
+            "secret": "a-secret-of-16-chars"}),
+        (401, 403, 403, 403, 201)),
+    ("GET", "/webhooks"): (lambda w, r: w.call(r, "GET", "/webhooks"), (401, 403, 403, 403, OK)),
+    ("DELETE", "/webhooks/<int:webhook_id>"): (
+        lambda w, r: w.call(r, "DELETE", f"/webhooks/{w.webhook()}"),
+        (401, 403, 403, 403, 204)),
+    ("GET", "/webhooks/<int:webhook_id>/deliveries"): (
+        lambda w, r: w.call(r, "GET", f"/webhooks/{w.webhook()}/deliveries"),
+        (401, 403, 403, 403, OK)),
+    ("POST", "/webhooks/<int:webhook_id>/deliveries/<event_id>/redeliver"): (
+        lambda w, r: w.call(r, "POST", w.webhook_event()), (401, 403, 403, 403, 202)),
     ("GET", "/stats"): (lambda w, r: w.call(r, "GET", "/stats"), (401, 403, 403, OK, OK)),
     ("GET", "/board"): (lambda w, r: w.call(r, "GET", "/board"), (401, 403, 403, OK, OK)),
+    ("GET", "/queues"): (lambda w, r: w.call(r, "GET", "/queues"), (401, 403, 403, OK, OK)),
+    ("POST", "/queues"): (
+        lambda w, r: w.call(r, "POST", "/queues", json={"name": unique("q").replace(" ", "")}),
+        (401, 403, 403, 201, 201)),
+    ("PATCH", "/queues/<string:name>"): (
+        lambda w, r: w.call(r, "PATCH", "/queues/default",
+                            json={"description": unique("the default queue ")}),
+        (401, 403, 403, OK, OK)),
     ("GET", "/healthz"): (lambda w, r: w.call(r, "GET", "/healthz"), (OK,) * 5),
     ("GET", "/openapi.json"): (lambda w, r: w.call(r, "GET", "/openapi.json"), (OK,) * 5),
     # Open unless QC_METRICS_TOKEN is set (test_metrics.py): a token of any role is not it.
@@ -185,6 +225,15 @@ UNKNOWN = {
                                                 (401, 403, 403, 404, 404)),
     ("GET", "/users/<int:user_id>/stats"): (f"/users/{MISSING}/stats", None,
                                             (401, 403, 403, 404, 404)),
+    ("PATCH", "/queues/<string:name>"): ("/queues/nothing", {"description": "x"},
+                                         (401, 403, 403, 404, 404)),
+    ("DELETE", "/webhooks/<int:webhook_id>"): (f"/webhooks/{MISSING}", None,
+                                               (401, 403, 403, 403, 404)),
+    ("GET", "/webhooks/<int:webhook_id>/deliveries"): (f"/webhooks/{MISSING}/deliveries", None,
+                                                       (401, 403, 403, 403, 404)),
+    ("POST", "/webhooks/<int:webhook_id>/deliveries/<event_id>/redeliver"): (
+        f"/webhooks/{MISSING}/deliveries/no-such-event/redeliver", None,
+        (401, 403, 403, 403, 404)),
     ("GET", "/vendor/<name>"): ("/vendor/nothing.js", None, (404,) * 5),
     ("GET", "/static/<path:filename>"): ("/static/nothing.css", None, (404,) * 5),
 }

@@ -1,6 +1,6 @@
 """PATCH and DELETE /users/<id>, forcing a user offline, and changing one's own
 password — with what each does to tokens, sockets and a held task."""
-from api_support import USER_FIELDS, assert_error, refused_connect
+from api_support import REVIEWER_FIELDS, assert_error, refused_connect
 from live import PASSWORD, Reviewer, wait_until
 
 
@@ -41,7 +41,8 @@ def test_rename_reset_password_and_who_may_change_whom(server):
     response = _patch(server, alice["id"], {"username": " alicia "}, sue["token"])
     assert response.status_code == 200, response.text
     row = response.json()
-    assert set(row) == USER_FIELDS and (row["id"], row["username"]) == (alice["id"], "alicia")
+    assert set(row) == REVIEWER_FIELDS and row["skills"] == {"default": 1}
+    assert (row["id"], row["username"]) == (alice["id"], "alicia")
     assert _login_status(server, "alicia") == 200
     assert _login_status(server, "alice") == 401
     # A rename alone keeps the sessions.

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..listing import STATUSES
+from ..outbox import EVENT_TYPES
+from ..outbox import STATUSES as DELIVERY_STATUSES
 from .fields import OUTCOMES, ROLES, Id
 
 Time = Annotated[datetime, Field(description="ISO-8601 in UTC with a Z, to the millisecond")]
@@ -54,6 +56,7 @@ class Task(Answer):
     id: Id
     external_id: str | None
     name: str
+    queue: str
     payload: dict[str, Any]
     priority: int
     status: Literal[STATUSES]
@@ -64,6 +67,21 @@ class Task(Answer):
     deadline: Time | None
     outcome: Literal[OUTCOMES] | None
     note: str | None
+
+
+class Waiting(Answer):
+    reason: Literal["no_qualified_reviewer_online", "qualified_paused", "qualified_busy",
+                    "next_in_line"]
+    message: str
+    level_needed: int = Field(description="the skill level the task asks for now")
+    online_qualified: int = Field(description="reviewers online with that level for its queue")
+    relax_in_s: float | None = Field(description="seconds until level 1 is enough "
+                                     "(relax_after_s), if that is still to come")
+
+
+class SupervisedTask(Task):
+    waiting: Waiting = Field(None, description="pending tasks only: why the task is on "
+                             "nobody's screen")
 
 
 class CreatedTasks(Answer):
@@ -107,6 +125,9 @@ class Assigned(Answer):
     task: Task
 
 
+Skills = Annotated[dict[str, int], Field(description="queue -> level 1..10")]
+
+
 class User(Answer):
     id: Id
     username: str
@@ -116,6 +137,7 @@ class User(Answer):
     available: bool
     task_id: Id | None
     completed_count: int
+    skills: Skills = Field(None, description="reviewers only")
 
 
 class Users(Answer):
@@ -183,6 +205,22 @@ class Queue(Open):
     oldest_pending_age_s: float | None
 
 
+class QueueInfo(Answer):
+    """A queue (docs/api.md, Queues and skills)."""
+    name: str
+    description: str
+    min_level: int
+    relax_after_s: int | None
+    pending: int
+    assigned: int
+    oldest_pending_age_s: float | None
+    online_qualified: int = Field(description="reviewers online with at least min_level")
+
+
+class Queues(Answer):
+    queues: list[QueueInfo]
+
+
 class FloorQueue(Queue):
     completed_last_hour: int
     median_handle_s: float | None
@@ -203,6 +241,7 @@ class BoardReviewer(Open):
     task_since: Time | None
     completed_count: int
     connected: bool
+    skills: Skills
 
 
 class BoardStats(Open):
@@ -214,6 +253,7 @@ class BoardStats(Open):
 class Board(Open):
     reviewers: list[BoardReviewer]
     queue: Queue
+    queues: list[QueueInfo]
     stats: BoardStats
     at: Time = None
 
@@ -228,3 +268,31 @@ class Unhealthy(Open):
     status: str
     database: str
     error: dict[str, Any]
+
+
+class Webhook(Answer):
+    id: Id
+    url: str
+    events: list[Literal[EVENT_TYPES]]
+    created_at: Time
+
+
+class Webhooks(Answer):
+    webhooks: list[Webhook] = Field(description="the active subscriptions (never their secrets)")
+
+
+class Delivery(Answer):
+    event_id: str = Field(description="also the X-QC-Delivery header: receivers deduplicate "
+                          "by it")
+    type: Literal[EVENT_TYPES]
+    task_id: Id
+    status: Literal[DELIVERY_STATUSES]
+    attempts: int
+    last_error: str | None
+    created_at: Time
+    next_attempt_at: Time | None = Field(description="pending only: when it is tried next")
+    delivered_at: Time | None
+
+
+class Deliveries(Answer):
+    deliveries: list[Delivery] = Field(description="newest first")

@@ -10,7 +10,7 @@ from pydantic import Field
 from ..clock import parse_iso
 from ..errors import BadRequest, Invalid, QCError
 from ..listing import STATUSES
-from ..models import MAX_ID, Role
+from ..models import LEVELS, MAX_ID, QUEUE_NAME_LENGTH, Role
 from ..text import (ANY_TEXT, LINES, MAX_USERNAME, MIN_PASSWORD, check_new_password,
                     check_username)
 from .base import Check, one_of, problem, text
@@ -80,6 +80,31 @@ def strong_password(value: str, name: str) -> None:
         raise problem(error) from None
 
 
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+
+
+def _queue_name(value, name, _context):
+    if not _QUEUE_NAME.fullmatch(value):
+        raise Invalid(f"'{name}' must be letters, digits and _ . : - (starting with a letter "
+                      f"or digit), at most {QUEUE_NAME_LENGTH} characters",
+                      code="invalid_queue_name")
+    return value
+
+
+def _skills(value, name, _context):
+    """{queue: level}: each name a queue name, each level 1..10 (known queues
+    are checked against the database by the route: unknown_queue)."""
+    for queue, level in value.items():
+        _queue_name(queue, f"{name}.{queue}", _context)
+        if isinstance(level, bool) or not isinstance(level, int):
+            raise BadRequest(f"'{name}': the level for {queue!r} must be an integer",
+                             code="wrong_type")
+        if not LEVELS[0] <= level <= LEVELS[1]:
+            raise Invalid(f"'{name}': the level for {queue!r} must be from {LEVELS[0]} to "
+                          f"{LEVELS[1]}", code="bad_level")
+    return value
+
+
 def _empty_is_none(value, _name, _context):
     return value or None
 
@@ -147,6 +172,18 @@ CancelStatus = Annotated[str, one_of(("cancelled",), "bad_status",
                                      "statuses follow from dispatch (assign, release, complete)")]
 RoleName = Annotated[str, text(16), Check(_role, {"type": "string", "enum": list(ROLES)},
                                          replace=True)]
+
+
+QueueName = Annotated[str, text(QUEUE_NAME_LENGTH), Check(_queue_name), Field(
+    description="letters, digits and _ . : - (422 invalid_queue_name); a task's queue must "
+    "exist (422 unknown_queue)")]
+Level = Annotated[int, Field(ge=LEVELS[0], le=LEVELS[1])]
+Skills = Annotated[dict[str, Any], Check(_skills, {
+    "type": "object", "additionalProperties": {"type": "integer", "minimum": LEVELS[0],
+                                               "maximum": LEVELS[1]}}, replace=True), Field(
+    description="queue -> level 1..10 (422 bad_level); every queue must exist (422 "
+    "unknown_queue); replaces the reviewer's skills")]
+RelaxAfter = Annotated[int, Field(ge=0, le=10**7, description="seconds; null: never relax")]
 
 
 def query_integer(low: int, high: int):

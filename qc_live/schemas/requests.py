@@ -6,13 +6,40 @@ from pydantic import ConfigDict, Field, PrivateAttr, RootModel, ValidationError,
 
 from ..errors import BadRequest, Invalid, QCError
 from ..listing import DEFAULT_ORDER, ORDERS, STATUSES, TaskQuery, decode_cursor
+from .. import outbox, webhooks
 from ..models import MAX_ID, Role
 from ..text import ANY_TEXT, MAX_USERNAME
 from .base import Body, Changes, Check, Query, one_of, problem, problems, text
 from .fields import (DEFAULT_LIST_LIMIT, LIST_LIMIT, PRIORITY_RANGE, CancelStatus, Deadline,
-                     ExternalId, Flag, Id, NewPassword, Note, Outcome, Password, Payload,
-                     Priority, QueryFlag, RoleName, TaskName, Username, check_statuses,
-                     query_integer, strong_password)
+                     ExternalId, Flag, Id, Level, NewPassword, Note, Outcome, Password, Payload,
+                     Priority, QueryFlag, QueueName, RelaxAfter, RoleName, Skills, TaskName,
+                     Username, check_statuses, query_integer, strong_password)
+
+
+MIN_SECRET, MAX_SECRET = 16, 255
+
+
+def _url(value, _name, _context):
+    return webhooks.check_url(value)
+
+
+def _event_types(values, name, _context):
+    if not values:
+        raise Invalid(f"'{name}' must list at least one event type", code="bad_event")
+    for value in values:
+        if value not in outbox.EVENT_TYPES:
+            raise Invalid(f"'{name}' must list event types among "
+                          f"{', '.join(outbox.EVENT_TYPES)}, not {value!r}", code="bad_event")
+    if len(set(values)) != len(values):
+        raise Invalid(f"'{name}' lists an event type twice", code="bad_event")
+    return values
+
+
+def _secret(value, name, _context):
+    if len(value) < MIN_SECRET:
+        raise Invalid(f"'{name}' must be at least {MIN_SECRET} characters",
+                      code="weak_secret")
+    return value
 
 
 class Login(Body):
@@ -40,6 +67,12 @@ class NewTask(Body):
     priority: Priority | None = 0
     deadline: Deadline | None = None
     external_id: ExternalId | None = None
+    queue: QueueName | None = "default"
+
+
+def unknown_queue(queue: str) -> Invalid:
+    return Invalid(f"queue {queue!r} does not exist; create it first (POST /queues)",
+                   code="unknown_queue")
 
 
 class NewTasks(RootModel[NewTask | Annotated[list[NewTask], Field(min_length=1,
@@ -64,14 +97,20 @@ class NewTasks(RootModel[NewTask | Annotated[list[NewTask], Field(min_length=1,
                 tasks.append(NewTask.model_validate(row, context=context))
             except ValidationError as error:
                 refused.append((index, problems(error, NewTask)[0][1]))
+                continue
+            if "known_queues" in context and tasks[-1].queue not in context["known_queues"]():
+                refused.append((index, unknown_queue(tasks[-1].queue)))
         if not refused:
             return tasks
         first = refused[0][1]
         if not isinstance(data, list):
             raise first
         kind = BadRequest if any(e.status == 400 for _, e in refused) else Invalid
+        # Only unknown queues: said so, as for one task; rows says which.
+        code = "unknown_queue" if all(e.code == "unknown_queue" for _, e in refused) \
+            else "invalid_tasks"
         raise kind(f"{len(refused)} of {len(rows)} tasks are invalid; none was created "
-                   f"(first: row {refused[0][0]}: {first.message})", code="invalid_tasks",
+                   f"(first: row {refused[0][0]}: {first.message})", code=code,
                    rows=[{"index": i, "code": e.code, "message": e.message}
                          for i, e in refused[:1000]])
 
@@ -88,6 +127,8 @@ class TaskChanges(Changes):
     payload: Payload = None
     priority: Priority = None
     deadline: Deadline | None = Field(None, description="null clears the deadline")
+    queue: Annotated[QueueName, Field(description="pending tasks only (409 task_not_pending); "
+                                      "it keeps its place (created_at)")] = None
 
     @classmethod
     def check_whole(cls, data: dict) -> None:
@@ -122,12 +163,17 @@ class SocketAvailability(Body):
 
 class AssignTask(Body):
     task_id: Id
+    reviewer_id: Annotated[Id, Field(description="this reviewer (409 not_qualified, "
+                                     "reviewer_unavailable); default: the longest-idle free "
+                                     "qualified one")] = None
 
 
 class NewUser(Body):
     username: Username
     password: NewPassword
     role: RoleName | None = Role.REVIEWER
+    skills: Annotated[Skills, Field(description="reviewers only; default "
+                                    "{\"default\": 1}")] = None
 
     @model_validator(mode="after")
     def _strong(self):
@@ -141,6 +187,8 @@ class UserChanges(Changes):
     role: Annotated[RoleName, Field(description="admins only")] = None
     active: Flag = None
     password: NewPassword = None
+    skills: Annotated[Skills, Field(description="reviewers only: replaces their skills; "
+                                    "counts from their next claim (a held task stays)")] = None
 
     @model_validator(mode="after")
     def _strong(self):
@@ -149,12 +197,15 @@ class UserChanges(Changes):
         return self
 
 
+Statuses = Annotated[list[str], Check(check_statuses), Field(
+    description="one status or a comma-separated list (or repeat the parameter): "
+    f"{', '.join(STATUSES)}; default: all")]
+
+
 class TaskListing(Query):
     """GET /tasks. Checked in this order; the cursor last, as it belongs to
     an order."""
-    status: Annotated[list[str], Check(check_statuses), Field(
-        description="one status or a comma-separated list (or repeat the parameter): "
-        f"{', '.join(STATUSES)}; default: all")] = []
+    status: Statuses = []
     order_by: Annotated[str, one_of(tuple(ORDERS), "bad_order", strip=True), Field(
         description="created_at: oldest first; -created_at: newest first; priority: "
         "highest first, then oldest first (dispatch order); deadline: earliest first, tasks "
@@ -163,6 +214,7 @@ class TaskListing(Query):
         description="tasks this reviewer holds or held")] = None
     priority: Annotated[query_integer(*PRIORITY_RANGE), Field(
         description="exactly this priority")] = None
+    queue: Annotated[QueueName, Field(description="tasks of this queue")] = None
     limit: Annotated[query_integer(*LIST_LIMIT), Field(description="page size")] \
         = DEFAULT_LIST_LIMIT
     cursor: Annotated[str, Field(description="next_cursor of the previous page (opaque)")] \
@@ -180,10 +232,66 @@ class TaskListing(Query):
 
     def task_query(self) -> TaskQuery:
         return TaskQuery(statuses=tuple(self.status), assignee_id=self.assignee_id,
-                         priority=self.priority, order_by=self.order_by, limit=self.limit,
+                         priority=self.priority, queue=self.queue, order_by=self.order_by, limit=self.limit,
                          after=self._after)
+
+
+class NewQueue(Body):
+    name: QueueName
+    description: Annotated[str, text(255, allow_empty=True)] = ""
+    min_level: Annotated[Level, Field(description="the level a reviewer needs for its "
+                                      "tasks")] = 1
+    relax_after_s: Annotated[RelaxAfter, Field(description="after this long waiting, level 1 "
+                                               "is enough; null: never")] = None
+
+
+class QueueChanges(Changes):
+    nullable: ClassVar[frozenset] = frozenset({"relax_after_s"})
+    description: Annotated[str, text(255, allow_empty=True)] = None
+    min_level: Level = None
+    relax_after_s: Annotated[RelaxAfter | None, Field(description="null: never relax")] = None
+
+    def changes(self) -> dict:
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class ImportOptions(Query):
     skip_invalid: Annotated[QueryFlag, Field(
         description="import the valid rows even if some are invalid")] = False
+
+
+class NewWebhook(Body):
+    """POST /webhooks."""
+    url: Annotated[str, text(webhooks.MAX_URL, strip=True), Check(_url), Field(
+        description="http or https; with QC_WEBHOOK_REFUSE_PRIVATE, a host that resolves to "
+        "a private or loopback address is refused (422 private_target)")]
+    events: Annotated[list[str], Check(_event_types, {
+        "minItems": 1, "uniqueItems": True,
+        "items": {"type": "string", "enum": list(outbox.EVENT_TYPES)}})]
+    secret: Annotated[str, text(MAX_SECRET, kind=ANY_TEXT), Check(_secret), Field(
+        description=f"signs each delivery (X-QC-Signature); {MIN_SECRET} to {MAX_SECRET} "
+        "characters; stored, never returned", json_schema_extra={"minLength": MIN_SECRET})]
+
+
+class DeliveryListing(Query):
+    status: Annotated[str, one_of(outbox.STATUSES, "bad_status", strip=True), Field(
+        description="only deliveries in this status")] = None
+    limit: Annotated[query_integer(1, 1000), Field(description="how many, newest first")] \
+        = 100
+
+
+class TaskExport(Query):
+    """GET /tasks/export: the filters of GET /tasks, and when tasks completed."""
+    format: Annotated[str, one_of(("csv", "ndjson"), "bad_format", strip=True), Field(
+        description="csv: UTF-8 with a header row; ndjson: one task object per line")]
+    status: Statuses = []
+    assignee_id: Annotated[query_integer(1, MAX_ID), Field(
+        description="tasks this reviewer holds or held")] = None
+    priority: Annotated[query_integer(*PRIORITY_RANGE), Field(
+        description="exactly this priority")] = None
+    queue: Annotated[QueueName, Field(description="tasks of this queue")] = None
+    completed_after: Annotated[Deadline, Field(
+        description="completed at or after this moment (ISO-8601; without an offset: UTC)")] \
+        = None
+    completed_before: Annotated[Deadline, Field(
+        description="completed before this moment")] = None

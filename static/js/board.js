@@ -3,14 +3,19 @@
 // this page draws it, derives completions per minute from the successive
 // snapshots, and offers the REST actions: release, cancel, reprioritise,
 // pause/resume a reviewer, and task import (JSON or CSV) with a report.
+// Queues and skills (tiles, the queue filter, the skills editor) are in queues.js.
 import { drawPerMinute } from "./chart.js";
 import { $, formatClock, formatDuration, formatSeconds, h, parseTime, setText } from "./dom.js";
 import { live } from "./live.js";
+import { act, describe, toast } from "./feedback.js";
+import { editSkills, initQueueForm, initSkillsEditor, renderQueues, skillChips, tickQueues,
+  waitingLine } from "./queues.js";
 import { ApiError, api, logout, requireSession, upload } from "./session.js";
 
 const CHART_KEY = "qc_live.board.per_minute";
 const CHART_MINUTES = 30;
 const TASK_LIST_LIMIT = 50;
+const WAITING_ASKED = 5; // pending rows whose reason is asked at once (the head of the list)
 
 const session = requireSession(["supervisor", "admin"]);
 
@@ -22,6 +27,7 @@ const state = {
   lastTotal: null, // completions counted in the previous snapshot
   perMinute: loadPerMinute(),
   tasksStatus: "pending",
+  tasksQueue: "", // "" for every queue
   tasksUnsupported: null, // an ApiError when GET /tasks is not offered
   tasksKey: "", // queue counts when the list was last read
   tasksTimer: null,
@@ -33,34 +39,6 @@ const rows = new Map(); // reviewer id -> {tr, cells, buttons}
 
 function serverNow() {
   return Date.now() + state.skew;
-}
-
-function toast(kind, text, seconds = kind === "error" ? 12 : 5) {
-  const close = h("button", { type: "button", class: "toast-close", "aria-label": "Dismiss" }, "×");
-  const node = h("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" },
-    h("span", {}, text), close);
-  close.addEventListener("click", () => node.remove());
-  $("#toasts").append(node);
-  setTimeout(() => node.remove(), seconds * 1000);
-}
-
-function describe(error) {
-  return error instanceof ApiError ? error.describe() : String(error && error.message || error);
-}
-
-/** Run a REST action from a button: disabled while in flight, toast on the outcome. */
-async function act(button, work, done) {
-  if (button) button.disabled = true;
-  try {
-    const result = await work();
-    if (done) toast("ok", typeof done === "function" ? done(result) : done);
-    return result;
-  } catch (error) {
-    toast("error", describe(error));
-    return null;
-  } finally {
-    if (button) button.disabled = false;
-  }
 }
 
 /**
@@ -137,8 +115,12 @@ function reviewerStatus(r) {
 function reviewerRow(r) {
   let row = rows.get(r.id);
   if (row) return row;
+  const name = h("span", { class: "reviewer-name" });
+  const skills = h("span", { class: "reviewer-skills" });
+  const editSkillsButton = h("button", { type: "button", class: "link-button skills-edit",
+    "aria-label": `Edit the skills of ${r.username}` }, "edit skills");
   const cells = {
-    name: h("td", { class: "name" }),
+    name: h("td", { class: "name" }, name, h("span", { class: "skills-line" }, skills, editSkillsButton)),
     status: h("td", {}),
     task: h("td", {}),
     since: h("td", { class: "tabular" }),
@@ -151,15 +133,17 @@ function reviewerRow(r) {
   cells.status.append(pill);
   const buttons = {
     pause: h("button", { type: "button", class: "btn btn-small" }),
+    skills: editSkillsButton,
     release: h("button", { type: "button", class: "btn btn-small" }, "Release"),
     cancel: null,
   };
   const tr = h("tr", { dataset: { reviewer: r.username, reviewerId: r.id } }, Object.values(cells));
-  row = { tr, cells, pill, buttons, reviewer: r };
+  row = { tr, cells, name, skills, pill, buttons, reviewer: r };
   buttons.pause.addEventListener("click", () => {
     const current = row.reviewer;
     setAvailability(current, !current.available, buttons.pause);
   });
+  buttons.skills.addEventListener("click", () => editSkills(row.reviewer));
   buttons.release.addEventListener("click", () => {
     if (row.reviewer.task_id) releaseTask(row.reviewer.task_id, buttons.release);
   });
@@ -183,7 +167,13 @@ function renderReviewers(snap) {
     const row = reviewerRow(r);
     row.reviewer = r;
     const [kind, label] = reviewerStatus(r);
-    setText(row.cells.name, r.username);
+    setText(row.name, r.username);
+    const skillsKey = JSON.stringify(r.skills ?? null);
+    if (row.skills.dataset.key !== skillsKey) {
+      row.skills.dataset.key = skillsKey;
+      row.skills.replaceChildren(...[skillChips(r.skills)].filter(Boolean));
+    }
+    row.buttons.skills.hidden = !r.skills; // a server without skills
     row.pill.className = `pill pill-${kind}`;
     setText(row.pill, label);
     row.tr.dataset.status = kind;
@@ -278,6 +268,7 @@ function onBoard(snap) {
   if (countCompletions(snap) || first) drawChart();
   renderReviewers(snap);
   renderQueue(snap);
+  renderQueues(snap, pickQueue);
   tick();
   const key = `${snap.queue.pending}/${snap.queue.assigned}/${snap.stats.completed_last_hour}`;
   if (key !== state.tasksKey) {
@@ -297,6 +288,7 @@ function tick() {
     const since = parseTime(row.cells.since.dataset.since);
     setText(row.cells.since, since === null ? "–" : formatDuration((now - since) / 1000));
   }
+  tickQueues((Date.now() - state.received) / 1000);
   const oldest = snap.queue.oldest_pending_age_s;
   setText($("#stat-oldest"), oldest === null || oldest === undefined
     ? "–" : formatDuration(oldest + (Date.now() - state.received) / 1000));
@@ -317,13 +309,28 @@ function scheduleTasks() {
   }, 600);
 }
 
+/** Show the task list of one queue ("" for all): the select and the tiles' buttons. */
+function pickQueue(name) {
+  const select = $("#tasks-queue");
+  if (name && ![...select.options].some((o) => o.value === name)) {
+    select.append(h("option", { value: name }, name));
+  }
+  select.value = name;
+  state.tasksQueue = name;
+  state.tasksUnsupported = null;
+  loadTasks();
+  $("#tasks-title").scrollIntoView({ block: "start", behavior: "smooth" });
+}
+
 async function loadTasks() {
   const status = state.tasksStatus;
+  const queue = state.tasksQueue;
   const order = status === "pending" || status === "assigned" ? "priority" : "-created_at";
   const note = $("#tasks-note");
+  const filter = queue ? `&queue=${encodeURIComponent(queue)}` : "";
   let body;
   try {
-    body = await api("GET", `/tasks?status=${status}&order_by=${order}&limit=${TASK_LIST_LIMIT}`);
+    body = await api("GET", `/tasks?status=${status}${filter}&order_by=${order}&limit=${TASK_LIST_LIMIT}`);
   } catch (error) {
     if (error instanceof ApiError && error.unsupported) {
       state.tasksUnsupported = error;
@@ -341,19 +348,20 @@ async function loadTasks() {
   state.tasksUnsupported = null;
   note.classList.remove("warn");
   $("#tasks-wrap").hidden = false;
-  if (status !== state.tasksStatus) return; // the filter changed meanwhile
+  if (status !== state.tasksStatus || queue !== state.tasksQueue) return; // the filter changed meanwhile
   const tasks = body.tasks || [];
   if (status === "pending" || status === "assigned") {
     // Dispatch order, whichever way the server sorted: priority, then age.
     tasks.sort((a, b) => b.priority - a.priority || String(a.created_at).localeCompare(String(b.created_at)));
   }
-  $("#tasks tbody").replaceChildren(...tasks.map(taskRow));
-  setText(note, tasks.length === 0 ? `No ${status} tasks.`
-    : `${tasks.length}${body.next_cursor ? "+" : ""} ${status} task${tasks.length === 1 ? "" : "s"}`
+  $("#tasks tbody").replaceChildren(...tasks.map((task, index) => taskRow(task, index < WAITING_ASKED)));
+  const where = queue ? ` in ${queue}` : "";
+  setText(note, tasks.length === 0 ? `No ${status} tasks${where}.`
+    : `${tasks.length}${body.next_cursor ? "+" : ""} ${status} task${tasks.length === 1 ? "" : "s"}${where}`
       + (body.next_cursor ? ` (first ${tasks.length} shown)` : ""));
 }
 
-function taskRow(task) {
+function taskRow(task, askWhy = false) {
   const live = task.status === "pending" || task.status === "assigned";
   const priority = h("input", { type: "number", value: task.priority, class: "priority-input",
     "aria-label": `Priority of task ${task.id}` });
@@ -374,7 +382,10 @@ function taskRow(task) {
   }
   return h("tr", { dataset: { task: task.id } },
     h("td", { class: "tabular" }, `#${task.id}`),
-    h("td", { class: "name", title: task.external_id ? `ref ${task.external_id}` : null }, task.name),
+    h("td", { class: "name", title: task.external_id ? `ref ${task.external_id}` : null },
+      h("span", { class: "task-name" }, task.name),
+      task.status === "pending" ? waitingLine(task, askWhy) : null),
+    h("td", { class: "task-queue" }, task.queue ?? "–"),
     h("td", { class: "num" }, live ? h("span", { class: "priority-edit" }, priority, set) : task.priority),
     h("td", {}, h("span", { class: `pill pill-task-${task.status}` }, task.status)),
     h("td", {}, task.assignee_id ? state.names.get(task.assignee_id) || `#${task.assignee_id}` : "–"),
@@ -409,6 +420,11 @@ function initTaskForm() {
   });
   $("#tasks-status").addEventListener("change", (event) => {
     state.tasksStatus = event.target.value;
+    state.tasksUnsupported = null;
+    loadTasks();
+  });
+  $("#tasks-queue").addEventListener("change", (event) => {
+    state.tasksQueue = event.target.value;
     state.tasksUnsupported = null;
     loadTasks();
   });
@@ -549,6 +565,8 @@ function init() {
   $("#logout").addEventListener("click", logout);
   initTaskForm();
   initImport();
+  initQueueForm();
+  initSkillsEditor();
   drawChart();
   const socket = live("/board", $("#conn"));
   socket.on("board", onBoard);

@@ -47,6 +47,8 @@ const ui = {
   name: $("#task-name"),
   external: $("#task-external"),
   priority: $("#task-priority"),
+  queueBox: $("#task-queue-box"),
+  queue: $("#task-queue"),
   age: $("#task-age"),
   held: $("#task-held"),
   deadlineBox: $("#task-deadline-box"),
@@ -121,6 +123,8 @@ function renderTask() {
   const level = task.priority > 0 ? "high" : task.priority < 0 ? "low" : "normal";
   ui.priority.className = `badge badge-${level}`;
   setText(ui.priority, `Priority ${task.priority}`);
+  ui.queueBox.hidden = !task.queue; // a server without queues sends none
+  setText(ui.queue, task.queue || "");
   ui.deadlineBox.hidden = !task.deadline;
   const payloadKey = `${task.id}:${JSON.stringify(task.payload)}`;
   if (payloadFor !== payloadKey) { // only when it changed: a re-render would drop a text selection
