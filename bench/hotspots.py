@@ -84,7 +84,8 @@ def short(frame: str) -> str:
     name, _, where = frame.partition(" (")
     where = where.rstrip(")")
     path = where.rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/", "/lib/python3.11/"):
+    for marker in ("site-packages/", str(load.QC_ROOT["path"]) + "/", str(load.ROOT) + "/",
+                   "/lib/python3.11/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
@@ -126,7 +127,7 @@ async def main_async(args) -> int:
     if args.nodelay:
         env["QC_BENCH_NODELAY"] = "1"
     try:
-        connector = aiohttp.TCPConnector(limit=0)
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=load.KEEPALIVE_S)
         async with aiohttp.ClientSession(connector=connector) as http:
             if args.server == "echo":
                 server = cleanup.server("echo", args.mode, workdir, env=env)
@@ -235,7 +236,11 @@ def main() -> int:
                         help="sample waiting threads too (where the server waits, not only works)")
     parser.add_argument("--no-svg", dest="svg", action="store_false")
     parser.add_argument("--out", help="file stem under bench/results/")
+    parser.add_argument("--qc-root", type=Path, default=load.ROOT,
+                        help="profile qc_live from this checkout (an older commit's tree), "
+                             "as bench/load.py --qc-root")
     args = parser.parse_args()
+    load.QC_ROOT["path"] = args.qc_root
     load.raise_fd_limit()
     return asyncio.run(main_async(args))
 

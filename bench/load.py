@@ -55,9 +55,16 @@ MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 ADMIN = ("admin", "bench-admin-password-1")
 # Count qc_live's SQL statements (GET /_bench/sql); --no-sql-stats turns it off.
 SQL_STATS = {"on": True}
+# Where qc_live's server runs from (--qc-root: another commit's tree, for bench/compare.py);
+# the client and the echo server are always this tree's.
+QC_ROOT = {"path": ROOT}
 PASSWORD = "bench-reviewer-pass-1"
 SECRET = "bench-secret-key-" + "k" * 48
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Idle keep-alive connections are given up before qc_live closes them (QC_HEADER_TIMEOUT,
+# 10 s; aiohttp would keep them 15 s and now and then send a request on one the server
+# has just closed: ServerDisconnectedError).
+KEEPALIVE_S = 5
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -158,8 +165,10 @@ class Server:
                 "QC_BENCH_EVENT_LIMIT": "off",
                 "QC_BENCH_SQL_STATS": "1" if SQL_STATS["on"] else "",
             })
-            self.argv = [sys.executable, str(BENCH / "qc_server.py")]
+            self.root = Path(QC_ROOT["path"])
+            self.argv = [sys.executable, str(self.root / "bench" / "qc_server.py")]
         else:
+            self.root = ROOT
             self.argv = [sys.executable, str(BENCH / "echo_server.py")]
         base.update(env or {})
         self.env = base
@@ -175,7 +184,7 @@ class Server:
     def start(self, timeout: float = 60) -> "Server":
         import urllib.request
         with open(self.log_path, "ab") as out:
-            self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=out,
+            self.process = subprocess.Popen(self.argv, cwd=self.root, env=self.env, stdout=out,
                                             stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -413,12 +422,14 @@ async def work_loop(reviewer: Reviewer, task_id: int, warm_until: float, end: fl
         await reviewer.sio.emit("task-complete", {"task_id": task_id, "outcome": "pass"},
                                 namespace=NS, callback=on_ack)
         try:
-            t_next, next_id = await reviewer.next_task(timeout, seen=(task_id,))
+            # The ack first: a refused completion brings no next task, and its
+            # error is what to report (not a time-out waiting for the task).
             t_ack, ack = await asyncio.wait_for(acked, timeout)
+            if not (isinstance(ack, dict) and ack.get("ok")):
+                return samples, f"bad ack: {ack}"
+            t_next, next_id = await reviewer.next_task(timeout, seen=(task_id,))
         except Exception as exc:
-            return samples, f"{exc.__class__.__name__}: {exc}"
-        if not (isinstance(ack, dict) and ack.get("ok")):
-            return samples, f"bad ack: {ack}"
+            return samples, f"{exc.__class__.__name__}: {exc or 'no answer in time'}"
         samples.append((t0, t_ack, t_next))
         task_id = next_id
     return samples, None
@@ -522,7 +533,7 @@ def pymysql_commit_cost(database: str, count: int = 1000) -> dict:
 async def cmd_latency(args, cleanup: Cleanup, workdir: Path) -> dict:
     levels = [int(x) for x in args.reviewers.split(",")]
     out = {"levels": levels, "seconds": args.seconds, "warmup": args.warmup, "runs": []}
-    connector = aiohttp.TCPConnector(limit=0)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S)
     async with aiohttp.ClientSession(connector=connector) as http:
         for mode in args.modes:
             for tcp in args.tcp:
@@ -650,7 +661,7 @@ async def sockets_run(server: Server, api: Api, http, tokens, count: int, rate: 
 
 async def cmd_sockets(args, cleanup: Cleanup, workdir: Path) -> dict:
     out = {"sockets": args.sockets, "ramp_per_s": args.ramp, "modes": {}}
-    connector = aiohttp.TCPConnector(limit=0)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S)
     async with aiohttp.ClientSession(connector=connector) as http:
         for mode in args.modes:
             runs = []
@@ -755,7 +766,7 @@ async def intake_run(api: Api, total: int, variant: str) -> dict:
 async def cmd_intake(args, cleanup: Cleanup, workdir: Path) -> dict:
     variants = [v for v in args.batches.split(",") if v] + (["csv"] if args.csv else [])
     out = {"tasks": args.tasks, "modes": {}}
-    connector = aiohttp.TCPConnector(limit=0)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S)
     async with aiohttp.ClientSession(connector=connector) as http:
         for mode in args.modes:
             runs = []
@@ -912,6 +923,10 @@ def parse_args(argv):
         p.add_argument("--no-sql-stats", dest="sql_stats", action="store_false",
                        help="do not count qc_live's SQL statements (the counting runs inside "
                             "the measured server and costs it a few %% of its CPU)")
+        p.add_argument("--qc-root", type=Path, default=ROOT,
+                       help="run qc_live from this checkout (its bench/qc_server.py), e.g. "
+                            "an older commit's tree; the client and the echo server stay "
+                            "this tree's (bench/compare.py uses it)")
 
     p = sub.add_parser("latency", help="complete -> next task latency and completions/s")
     common(p)
@@ -945,6 +960,7 @@ def parse_args(argv):
     p.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     SQL_STATS["on"] = getattr(args, "sql_stats", True)
+    QC_ROOT["path"] = getattr(args, "qc_root", ROOT)
     args.modes = [m for m in args.modes.split(",") if m]
     if hasattr(args, "dbs"):
         args.dbs = [d for d in args.dbs.split(",") if d]
