@@ -2,6 +2,7 @@
 reviewers/boards via python-socketio clients (real network, real acks)."""
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -70,6 +71,10 @@ class ApiError(AssertionError):
     pass
 
 
+class PortTaken(RuntimeError):
+    """The server could not listen: its port was taken meanwhile."""
+
+
 class Server:
     """One `python run.py` process; can be stopped, SIGKILLed and started again."""
 
@@ -99,18 +104,45 @@ class Server:
         self.log_path = tmp_path / f"server-{self.port}.log"
         self.http = requests.Session()
         self._admin_token = None
+        self.started_once = False
 
     # -- lifecycle --
     def start(self, timeout: float = 20) -> "Server":
+        """Start run.py and wait until it answers /healthz as itself.
+
+        Two test sessions run side by side (make test) and each picks free
+        ports: both may pick the same one. The server that loses the bind
+        exits, and a /healthz answered by the other session's server must not
+        pass for ours (its tests would then act on the other's database). A
+        first start that loses the port tries another one."""
+        for attempt in range(5):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if self.started_once or attempt == 4:
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+                self.env["PORT"] = str(self.port)
+
+    def _start(self, timeout: float) -> "Server":
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, str(self.code / "run.py")], cwd=self.code,
                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        listening = re.compile(rf"listening on {re.escape(self.url)} \(.*process (\w+)\)")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if "already in use" in self.log():
+                    raise PortTaken(self.log())
                 raise RuntimeError(f"server exited early:\n{self.log()}")
+            printed = listening.search(self.log_path.read_bytes()[offset:].decode(errors="replace"))
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                answer = printed and requests.get(self.url + "/healthz", timeout=1)
+                if answer and answer.status_code == 200 \
+                        and answer.json().get("process") == printed[1]:
+                    self.started_once = True
                     return self
             except requests.RequestException:
                 pass

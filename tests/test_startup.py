@@ -167,3 +167,29 @@ def test_passwords_are_stored_with_scrypt_by_default(start_server):
                                         "dana")
     assert stored.startswith("scrypt:") and "reviewer-pass-1" not in stored
     assert server.login("dana")["user"]["username"] == "dana"
+
+
+def test_a_test_server_that_loses_its_port_does_not_take_another_server_for_itself(
+        server, tmp_path):
+    """make test runs two sessions side by side, each picking free ports: both
+    may pick one. The server that loses the bind must not pass the other's
+    /healthz off as its own (its tests then worked on the other's database: a
+    409 for a user never created there, a CI failure); it moves to a new port."""
+    (tmp_path / "other").mkdir()
+    other_db = Database(tmp_path / "other")
+    try:
+        late = Server(other_db, tmp_path / "other")
+        late.port, late.url = server.port, server.url  # the same pick as `server`
+        late.log_path = tmp_path / "other" / f"server-{server.port}.log"
+        late.env["PORT"] = str(server.port)
+        late.start()
+        try:
+            assert late.port != server.port
+            assert late.request("GET", "/healthz").json()["process"] != \
+                server.request("GET", "/healthz").json()["process"]
+            late.create_user("alice")
+            server.create_user("alice")  # each on its own database
+        finally:
+            late.stop()
+    finally:
+        other_db.drop()
