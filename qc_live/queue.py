@@ -100,11 +100,16 @@ def _in_queue(table, i: int, cutoff: bool):
     return conditions
 
 
-def _by_head(statement, table):
-    """Tell MariaDB/MySQL to read `table` by ix_tasks_queue_head: with a
-    created_at cutoff it would otherwise pick a range of ix_tasks_queue or
-    ix_tasks_due over every queue (bench/claim_plan.py)."""
-    hint = "FORCE INDEX (ix_tasks_queue_head)"
+def _by_index(statement, table, index: str = "ix_tasks_queue_head"):
+    """Tell MariaDB/MySQL to read `table` by one of the per-queue indexes
+    (ix_tasks_queue_head, ix_tasks_queue_due). Left alone, with many queues
+    it picks an index over every queue: for a queue's FIFO head, ix_tasks_queue
+    walked in order until a row of that queue turns up (~1 row in the number
+    of queues; with FOR UPDATE, every claim of the floor walks and locks the
+    same global head), with a created_at cutoff a range of ix_tasks_queue or
+    ix_tasks_due, for the urgent head ix_tasks_deadline: every queue's tasks
+    due soon (bench/claim_plan.py, bench/routing.py)."""
+    hint = f"FORCE INDEX ({index})"
     return statement.with_hint(table, hint, "mysql").with_hint(table, hint, "mariadb")
 
 
@@ -115,8 +120,7 @@ def _fifo(i: int, cutoff: bool, n: int = 1, lock: bool = False):
     t = sql.tasks
     statement = sa.select(t).where(*_in_queue(t, i, cutoff)) \
         .order_by(t.c.priority.desc(), t.c.created_at, t.c.id).limit(n)
-    if cutoff:
-        statement = _by_head(statement, t)
+    statement = _by_index(statement, t)
     return statement.with_for_update(skip_locked=True) if lock else statement
 
 
@@ -127,12 +131,12 @@ def _urgent(i: int, cutoff: bool, n: int = 1, lock: bool = False):
     t, top = sql.tasks, sql.tasks.alias(f"top{i}")
     due = [t.c.deadline > sa.bindparam("now"), t.c.deadline <= sa.bindparam("soon")]
     if n == 1:
-        top_priority = _by_head(sa.select(top.c.priority).where(*_in_queue(top, i, cutoff))
-                                .order_by(top.c.priority.desc()).limit(1), top) \
+        top_priority = _by_index(sa.select(top.c.priority).where(*_in_queue(top, i, cutoff))
+                                 .order_by(top.c.priority.desc()).limit(1), top) \
             .scalar_subquery()
-        statement = sa.select(t).where(*_in_queue(t, i, cutoff), *due,
-                                       t.c.priority == top_priority) \
-            .order_by(t.c.deadline, t.c.id).limit(1)
+        statement = _by_index(sa.select(t).where(*_in_queue(t, i, cutoff), *due,
+                                                 t.c.priority == top_priority)
+                              .order_by(t.c.deadline, t.c.id).limit(1), t, "ix_tasks_queue_due")
     else:
         statement = sa.select(t).where(*_in_queue(t, i, cutoff), *due) \
             .order_by(t.c.priority.desc(), t.c.deadline, t.c.id).limit(n)
