@@ -100,16 +100,19 @@ def _in_queue(table, i: int, cutoff: bool):
     return conditions
 
 
-def _by_index(statement, table, index: str = "ix_tasks_queue_head"):
-    """Tell MariaDB/MySQL to read `table` by one of the per-queue indexes
-    (ix_tasks_queue_head, ix_tasks_queue_due). Left alone, with many queues
-    it picks an index over every queue: for a queue's FIFO head, ix_tasks_queue
-    walked in order until a row of that queue turns up (~1 row in the number
-    of queues; with FOR UPDATE, every claim of the floor walks and locks the
-    same global head), with a created_at cutoff a range of ix_tasks_queue or
-    ix_tasks_due, for the urgent head ix_tasks_deadline: every queue's tasks
-    due soon (bench/claim_plan.py, bench/routing.py)."""
-    hint = f"FORCE INDEX ({index})"
+def _by_index(statement, table):
+    """Tell MariaDB/MySQL to read `table` by ix_tasks_queue_head, one queue's
+    head. Left alone, with many queues it reads a queue's FIFO head by walking
+    ix_tasks_queue (every queue) in order until a row of that queue turns up
+    (~1 row in the number of queues, and with FOR UPDATE every claim of the
+    floor walks and locks the same global head), and with a created_at cutoff
+    a range of ix_tasks_queue or ix_tasks_due over every queue
+    (bench/claim_plan.py, bench/routing.py). The urgent head's outer read is
+    left to the optimizer: ix_tasks_deadline (the few tasks due soon, of every
+    queue) beats ix_tasks_queue_due, whose priority bound comes from a
+    subquery and so is not a range key (it would read the whole top priority
+    of the queue)."""
+    hint = "FORCE INDEX (ix_tasks_queue_head)"
     return statement.with_hint(table, hint, "mysql").with_hint(table, hint, "mariadb")
 
 
@@ -134,9 +137,9 @@ def _urgent(i: int, cutoff: bool, n: int = 1, lock: bool = False):
         top_priority = _by_index(sa.select(top.c.priority).where(*_in_queue(top, i, cutoff))
                                  .order_by(top.c.priority.desc()).limit(1), top) \
             .scalar_subquery()
-        statement = _by_index(sa.select(t).where(*_in_queue(t, i, cutoff), *due,
-                                                 t.c.priority == top_priority)
-                              .order_by(t.c.deadline, t.c.id).limit(1), t, "ix_tasks_queue_due")
+        statement = sa.select(t).where(*_in_queue(t, i, cutoff), *due,
+                                       t.c.priority == top_priority) \
+            .order_by(t.c.deadline, t.c.id).limit(1)
     else:
         statement = sa.select(t).where(*_in_queue(t, i, cutoff), *due) \
             .order_by(t.c.priority.desc(), t.c.deadline, t.c.id).limit(n)
