@@ -33,7 +33,6 @@ figures: docs/benchmarks.md, "Queues and skills at scale".
 """
 import argparse
 import asyncio
-import json
 import random
 import shutil
 import signal
@@ -57,7 +56,7 @@ BATCH = 10_000
 
 # --- filling -------------------------------------------------------------------
 
-def plan_floor(tasks: int, reviewers: int, queues: int, seed: int) -> dict:
+def plan_floor(reviewers: int, queues: int, seed: int) -> dict:
     """The multi-queue floor's queues and skills (seeded); tasks are drawn in `fill`."""
     rng = random.Random(seed)
     qs = [{"name": f"q{i:02d}", "description": "", "min_level": 1 + i % 5,
@@ -167,8 +166,8 @@ def explain(database: load.Database, reviewer: str) -> str:
                                                      row.relax_after_s, now))
                              for row in conn.execute(queue.sql.SKILLS_OF, {"reviewer_id": rid}))
         reaches = [(q, r) for q, r in reaches if r is not False]
-        print(f"reviewer {reviewer}: reach {[(q, 'all' if r is queue.ALL else 'before cutoff') for q, r in reaches]}",
-              file=out)
+        shown = [(q, "all" if r is queue.ALL else "before cutoff") for q, r in reaches]
+        print(f"reviewer {reviewer}: reach {shown}", file=out)
         shape = tuple(r is not queue.ALL for _, r in reaches)
         statements = [("2. every qualified queue's heads, one UNION (queue._heads)",
                        queue._heads(shape), queue._params(claim_plan.Moment(now), reaches))]
@@ -212,7 +211,7 @@ def explain(database: load.Database, reviewer: str) -> str:
 # --- the run ------------------------------------------------------------------------
 
 async def run(args, cleanup: load.Cleanup, workdir: Path) -> dict:
-    floor = plan_floor(args.tasks, args.reviewers, args.queues, args.seed)
+    floor = plan_floor(args.reviewers, args.queues, args.seed)
     setups = {}
     for label in ("single", "multi"):
         database = cleanup.database(args.db, workdir)
@@ -268,6 +267,7 @@ async def run(args, cleanup: load.Cleanup, workdir: Path) -> dict:
     summary["met"] = summary["p50_ratio"] <= TARGET and summary["rate_ratio"] <= TARGET
     out["summary"] = summary
     if args.explain:
+        # The first reviewer with the most skills (its reach is printed: some may not qualify).
         busiest = max(range(len(floor["skills"])), key=lambda n: len(floor["skills"][n]))
         out["explain"] = await asyncio.to_thread(explain, setups["multi"]["database"],
                                                  f"r{busiest:05d}")
