@@ -100,10 +100,18 @@ def _in_queue(table, i: int, cutoff: bool):
     return conditions
 
 
-def _by_head(statement, table):
-    """Tell MariaDB/MySQL to read `table` by ix_tasks_queue_head: with a
-    created_at cutoff it would otherwise pick a range of ix_tasks_queue or
-    ix_tasks_due over every queue (bench/claim_plan.py)."""
+def _by_index(statement, table):
+    """Tell MariaDB/MySQL to read `table` by ix_tasks_queue_head, one queue's
+    head. Left alone, with many queues it reads a queue's FIFO head by walking
+    ix_tasks_queue (every queue) in order until a row of that queue turns up
+    (~1 row in the number of queues, and with FOR UPDATE every claim of the
+    floor walks and locks the same global head), and with a created_at cutoff
+    a range of ix_tasks_queue or ix_tasks_due over every queue
+    (bench/claim_plan.py, bench/routing.py). The urgent head's outer read is
+    left to the optimizer: ix_tasks_deadline (the few tasks due soon, of every
+    queue) beats ix_tasks_queue_due, whose priority bound comes from a
+    subquery and so is not a range key (it would read the whole top priority
+    of the queue)."""
     hint = "FORCE INDEX (ix_tasks_queue_head)"
     return statement.with_hint(table, hint, "mysql").with_hint(table, hint, "mariadb")
 
@@ -115,8 +123,7 @@ def _fifo(i: int, cutoff: bool, n: int = 1, lock: bool = False):
     t = sql.tasks
     statement = sa.select(t).where(*_in_queue(t, i, cutoff)) \
         .order_by(t.c.priority.desc(), t.c.created_at, t.c.id).limit(n)
-    if cutoff:
-        statement = _by_head(statement, t)
+    statement = _by_index(statement, t)
     return statement.with_for_update(skip_locked=True) if lock else statement
 
 
@@ -127,8 +134,8 @@ def _urgent(i: int, cutoff: bool, n: int = 1, lock: bool = False):
     t, top = sql.tasks, sql.tasks.alias(f"top{i}")
     due = [t.c.deadline > sa.bindparam("now"), t.c.deadline <= sa.bindparam("soon")]
     if n == 1:
-        top_priority = _by_head(sa.select(top.c.priority).where(*_in_queue(top, i, cutoff))
-                                .order_by(top.c.priority.desc()).limit(1), top) \
+        top_priority = _by_index(sa.select(top.c.priority).where(*_in_queue(top, i, cutoff))
+                                 .order_by(top.c.priority.desc()).limit(1), top) \
             .scalar_subquery()
         statement = sa.select(t).where(*_in_queue(t, i, cutoff), *due,
                                        t.c.priority == top_priority) \
