@@ -24,6 +24,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from .database import yield_to_loop
+from .listing import filters_of
 from .models import Task, task_dict
 
 PAGE = 1000
@@ -46,15 +47,9 @@ class ExportQuery:
 
 
 def _filters(query: ExportQuery) -> list:
-    found = []
+    found = filters_of(query)
     if query.statuses:
         found.append(Task.status.in_(query.statuses))
-    if query.assignee_id is not None:
-        found.append(Task.assignee_id == query.assignee_id)
-    if query.priority is not None:
-        found.append(Task.priority == query.priority)
-    if query.queue is not None:
-        found.append(Task.queue == query.queue)
     if query.completed_after is not None:
         found.append(Task.completed_at >= query.completed_after)
     if query.completed_before is not None:

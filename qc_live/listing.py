@@ -194,16 +194,23 @@ def _index(query: TaskQuery) -> str:
             "deadline": "ix_tasks_deadline"}[by]
 
 
+def filters_of(query) -> list:
+    """The conditions of GET /tasks' filters other than status (`assignee_id`,
+    `priority`, `queue`; None: any), for the listing and the export alike."""
+    found = []
+    if query.assignee_id is not None:
+        found.append(Task.assignee_id == query.assignee_id)
+    if query.priority is not None:
+        found.append(Task.priority == query.priority)
+    if query.queue is not None:
+        found.append(Task.queue == query.queue)
+    return found
+
+
 def _sort_keys(session, query: TaskQuery, status: str, want: int) -> list[tuple]:
     """Up to `want` (phase, key values) of one status, after the cursor, in order."""
     phases = ORDERS[query.order_by]
-    filters = [Task.status == status]
-    if query.assignee_id is not None:
-        filters.append(Task.assignee_id == query.assignee_id)
-    if query.priority is not None:
-        filters.append(Task.priority == query.priority)
-    if query.queue is not None:
-        filters.append(Task.queue == query.queue)
+    filters = [Task.status == status, *filters_of(query)]
     # MariaDB/MySQL may read "status = s AND deadline IS NULL AND id > i" (or
     # "created_at = c AND id > i") by the equality prefix alone and skip rows
     # up to i one by one: an OFFSET in disguise, 150 ms deep in a million rows.
