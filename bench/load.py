@@ -1017,12 +1017,17 @@ def main(argv=None) -> int:
         return 130
     finally:
         cleanup.close()
-        logs = RESULTS / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        for path in workdir.glob("*.log"):
-            shutil.move(str(path), logs / path.name)
-        shutil.rmtree(workdir, ignore_errors=True)
+        keep_logs(workdir)
     return 0
+
+
+def keep_logs(workdir: Path) -> None:
+    """Move the servers' logs to bench/results/logs and drop the work directory."""
+    logs = RESULTS / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    for path in workdir.glob("*.log"):
+        shutil.move(str(path), logs / path.name)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

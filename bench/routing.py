@@ -34,7 +34,6 @@ figures: docs/benchmarks.md, "Queues and skills at scale".
 import argparse
 import asyncio
 import random
-import shutil
 import signal
 import statistics
 import sys
@@ -342,11 +341,7 @@ def main(argv=None) -> int:
         return 130
     finally:
         cleanup.close()
-        logs = load.RESULTS / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        for path in workdir.glob("*.log"):
-            shutil.move(str(path), logs / path.name)
-        shutil.rmtree(workdir, ignore_errors=True)
+        load.keep_logs(workdir)
     return 0
 
 
