@@ -126,6 +126,8 @@ class Queue(db.Model):
     min_level: Mapped[int] = mapped_column(default=1)
     relax_after_s: Mapped[int | None] = mapped_column(nullable=True)
     created_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
+    # The review form (docs/api.md "Review forms"); NULL: no form.
+    form: Mapped[object] = mapped_column(Json, nullable=True)
 
 
 class Skill(db.Model):
@@ -181,6 +183,10 @@ class Task(db.Model):
     queue: Mapped[str] = mapped_column(
         ExactString(QUEUE_NAME_LENGTH), sa.ForeignKey("queues.name", name="fk_tasks_queue"),
         default=DEFAULT_QUEUE, server_default=DEFAULT_QUEUE)
+    # The verdict's structure (docs/api.md "Review forms"): reason codes of a
+    # fail and the checklist's answers; NULL when not given.
+    reasons: Mapped[object] = mapped_column(Json, nullable=True)
+    checklist: Mapped[object] = mapped_column(Json, nullable=True)
 
 
 def task_dict(row, **changes) -> dict:
@@ -202,6 +208,9 @@ def task_dict(row, **changes) -> dict:
         "deadline": iso(task["deadline"]),
         "outcome": task["outcome"],
         "note": task["note"],
+        # .get: rows written by create() name only the columns they set.
+        "reasons": task.get("reasons"),
+        "checklist": task.get("checklist"),
     }
 
 

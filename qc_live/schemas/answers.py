@@ -67,6 +67,10 @@ class Task(Answer):
     deadline: Time | None
     outcome: Literal[OUTCOMES] | None
     note: str | None
+    reasons: list[str] | None = Field(description="the fail reasons' codes of the verdict "
+                                      "(the queue's form); null when not given")
+    checklist: dict[str, bool] | None = Field(description="the checklist's answers by item "
+                                              "id; null when not given")
 
 
 class Waiting(Answer):
