@@ -204,6 +204,9 @@ class ReviewerStats(Answer):
     passed: int
     failed: int
     median_handle_s: float | None = Field(description="today, assigned to completed")
+    fail_reasons: dict[str, int] = Field(None, description="GET /stats and /users/<id>/stats "
+                                         "(not the board): fail reason code -> how often, "
+                                         "over every completed fail (as passed and failed)")
 
 
 class Queue(Open):
@@ -238,6 +241,9 @@ class FloorQueue(Queue):
 class FloorStats(Answer):
     queue: FloorQueue
     reviewers: list[ReviewerStats]
+    fail_reasons: dict[str, dict[str, int]] = Field(
+        description="queue -> fail reason code -> how often, over every completed fail "
+        "(queues without any are left out)")
     at: Time = None
 
 
