@@ -67,7 +67,7 @@ function frame(value, allowed, label) {
   const source = mediaSource(value, allowed);
   if (!source.url) return blocked("Page", value, source);
   return h("div", { class: "pv-frame" },
-    h("iframe", { src: source.url, title: label, referrerpolicy: "no-referrer", loading: "lazy" }),
+    h("iframe", { src: source.url, title: label, referrerpolicy: "no-referrer" }),
     h("p", { class: "muted small" }, safeLink(source.url, "Open in a new tab")));
 }
 
