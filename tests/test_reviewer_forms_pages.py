@@ -22,7 +22,7 @@ from playwright.sync_api import expect
 from live import ROOT
 from test_pages_browser import (PHONE, browser, fits_the_width, login,  # noqa: F401
                                 open_page, screenshot, see, shows_task)
-from test_queues_pages import new_queue, watch_csp
+from test_queues_pages import new_queue, reviewer_with, watch_csp
 
 
 def png(width: int, height: int) -> bytes:
@@ -95,9 +95,9 @@ CHECKLIST = [{"id": "label", "label": "Label readable"},
 def inspection_form(**extra) -> dict:
     return {"display": [{"field": "photo", "as": "image"},
                         {"field": "thumb", "as": "image"},
-                        {"field": "spec", "as": "iframe"},
                         {"field": "instructions", "as": "text"},
                         {"field": "measures", "as": "json"},
+                        {"field": "spec", "as": "iframe"},
                         {"field": "ticket", "as": "link"}],
             "checklist": CHECKLIST, "fail_reasons": REASONS,
             "note_required_on_fail": False, **extra}
@@ -134,7 +134,7 @@ def test_the_item_from_a_listed_origin_and_a_placeholder_for_another(
     assert f"frame-src 'self' {listed.origin};" in csp
     assert other.origin not in csp
     new_queue(server, "crates", form=inspection_form())
-    server.create_user("alice")
+    reviewer_with(server, "alice", {"crates": 1})
     [task] = server.add_tasks(inspection(listed, other, 1))
 
     page = login(watch_csp(open_page()), server, "alice", lands_on="/reviewer")
@@ -186,7 +186,8 @@ def test_the_item_from_a_listed_origin_and_a_placeholder_for_another(
     page.wait_for_function("() => window.__csp.length > 0", timeout=5000)
     assert page.evaluate("window.__csp") == [f"img-src {other.origin}/photo.png?probe"]
     assert other.requests == []
-    page.evaluate("document.querySelectorAll('body > img').forEach(i => i.remove())")
+    page.evaluate("document.querySelectorAll('body > img').forEach(i => i.remove()); "
+                  "document.activeElement.blur()")
     screenshot(page, "reviewer-form")
 
 
@@ -195,7 +196,7 @@ def test_a_fail_with_two_reasons_by_keyboard_and_one_without_is_not_sent(
     listed, other = media
     server = start_server(QC_MEDIA_ORIGINS=listed.origin)
     new_queue(server, "crates", form=inspection_form())
-    server.create_user("alice")
+    reviewer_with(server, "alice", {"crates": 1})
     first, second = server.add_tasks([inspection(listed, other, 1, priority=1),
                                       inspection(listed, other, 2)])
     page = login(watch_csp(open_page()), server, "alice", lands_on="/reviewer")
@@ -244,7 +245,7 @@ def test_a_note_required_on_fail_and_the_servers_refusal(start_server, open_page
     listed, other = media
     server = start_server(QC_MEDIA_ORIGINS=listed.origin)
     new_queue(server, "crates", form=inspection_form(note_required_on_fail=True))
-    server.create_user("alice")
+    reviewer_with(server, "alice", {"crates": 1})
     first, second = server.add_tasks([inspection(listed, other, 1, priority=1),
                                       inspection(listed, other, 2)])
     page = login(open_page(), server, "alice", lands_on="/reviewer")
@@ -287,11 +288,13 @@ def test_on_a_phone_the_item_comes_first_and_the_decision_bar_stays(
     listed, other = media
     server = start_server(QC_MEDIA_ORIGINS=listed.origin)
     new_queue(server, "crates", form=inspection_form())
-    server.create_user("alice")
+    reviewer_with(server, "alice", {"crates": 1})
     [task] = server.add_tasks(inspection(listed, other, 1))
     page = login(open_page(PHONE), server, "alice", lands_on="/reviewer")
     shows_task(page, task)
     image_loaded(page, field("photo") + " img")
+    expect(page.frame_locator(field("spec") + " iframe").locator("#spec")).to_have_text(
+        "Spec sheet R-7")
     assert fits_the_width(page)
     expect(page.locator("#whoami")).to_be_visible()
     expect(page.locator("#whoami")).to_have_text("alice")

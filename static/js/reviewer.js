@@ -160,6 +160,8 @@ function renderTask() {
     payloadFor = payloadKey;
   }
   verdict.show(state.form, task.id);
+  $("#keys-reasons").hidden = !(state.form && (state.form.fail_reasons || []).length);
+  $("#keys-zoom").hidden = !ui.item.querySelector(".pv-image");
   document.title = `#${task.id} ${task.name} · Reviewer · qc_live`;
   tick();
 }
