@@ -98,7 +98,10 @@ def inspection_form(**extra) -> dict:
                         {"field": "instructions", "as": "text"},
                         {"field": "measures", "as": "json"},
                         {"field": "spec", "as": "iframe"},
-                        {"field": "ticket", "as": "link"}],
+                        {"field": "ticket", "as": "link"},
+                        {"field": "missing", "as": "image"},
+                        {"field": "script", "as": "link"},
+                        {"field": "not_there", "as": "text"}],
             "checklist": CHECKLIST, "fail_reasons": REASONS,
             "note_required_on_fail": False, **extra}
 
@@ -112,6 +115,8 @@ def inspection(listed, other, n: int, **extra) -> dict:
         "measures": {"weight_kg": 12.5, "sides": ["north", "south"],
                      "box": {"w": 40, "h": {"mm": 300}}},
         "ticket": "https://tickets.example.com/T-9",
+        "missing": f"{listed.origin}/gone.png",
+        "script": "javascript:window.__xss = 1",
         "line": "Press 4"}, **extra}
 
 
@@ -161,6 +166,12 @@ def test_the_item_from_a_listed_origin_and_a_placeholder_for_another(
     assert "{" not in measures.inner_text()
     expect(page.locator(field("ticket") + " a")).to_have_attribute(
         "href", "https://tickets.example.com/T-9")
+    # A listed image that does not load, a javascript: "link", a field the payload lacks.
+    see(page, field("missing") + " .pv-blocked", "it did not load", contains=True)
+    assert "/gone.png" in listed.requests
+    see(page, field("script") + " > span", "javascript:window.__xss = 1 (not an http(s) link)")
+    assert page.locator(field("script") + " a").count() == 0
+    see(page, field("not_there") + " > p", "Not in this task's payload.")
     # The rest of the payload under "More details".
     see(page, "#details-title", "More details")
     expect(page.locator("#payload tr th")).to_have_text(["line"])
