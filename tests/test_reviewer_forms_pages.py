@@ -9,6 +9,7 @@ QC_DOCS_SCREENSHOTS=1 (`make screenshots`) writes docs/screenshots/
 reviewer-form.png and reviewer-form-phone.png.
 """
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from playwright.sync_api import expect
 
 from live import ROOT
 from test_pages_browser import (PHONE, browser, fits_the_width, login,  # noqa: F401
-                                open_page, screenshot, see, shows_task)
+                                open_page, screenshot, see, see_connection, shows_task)
 from test_queues_pages import new_queue, reviewer_with, watch_csp
 
 
@@ -325,6 +326,15 @@ def test_on_a_phone_the_item_comes_first_and_the_decision_bar_stays(
     page.locator("#fail").click()
     see(page, "#empty-title", "All done for now")
     assert server.task(task["id"])["reasons"] == ["label_missing"]
+    # Connected is a green dot; trouble is spelled out, and the top bar still fits.
+    expect(page.locator("#conn .conn-label")).to_be_hidden()
+    page.context.set_offline(True)
+    see_connection(page, re.compile("offline|reconnecting"))
+    expect(page.locator("#conn .conn-label")).to_be_visible()
+    expect(page.locator("#whoami")).to_be_visible()
+    assert fits_the_width(page)
+    page.context.set_offline(False)
+    see_connection(page, "connected")
 
 
 def test_without_a_form_nested_values_are_lists(server, open_page):
