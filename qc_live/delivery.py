@@ -135,9 +135,9 @@ class Offers:
              form: dict | None = None) -> None:
         """`task-assigned` ({"task", "form": its queue's form or null}) to
         each of these sockets, wherever they are connected, each asking for
-        the ack; the first ack marks the task acknowledged. With a message queue, the process holding each socket
-        records the delivery when the copy reaches it (OfferAwareQueue);
-        alone, this one does."""
+        the ack; the first ack marks the task acknowledged. With a message
+        queue, the process holding each socket records the delivery when the
+        copy reaches it (OfferAwareQueue); alone, this one does."""
         offer = Offer.of(task, reviewer_id)
         on_ack = partial(self.acknowledged, offer)
         alone = not isinstance(socketio.server.manager, OfferAwareQueue)

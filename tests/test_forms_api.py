@@ -197,8 +197,9 @@ def test_verdicts_are_checked_against_the_form_and_refusals_change_nothing(serve
                            reasons=["dent"]), 422, "invalid_verdict")
     assert server.task(first["id"]) == before
 
+    # The portal's shape (with user_id) takes them too.
     body = _complete(server, alice, first["id"], outcome="fail", note="smudged label",
-                     reasons=["wrong-item", "blur"],
+                     user_id=alice["id"], reasons=["wrong-item", "blur"],
                      checklist={"label": False, "seal": True}).json()
     done = body["task"]
     assert (done["status"], done["outcome"], done["note"], done["reasons"], done["checklist"]) \
