@@ -4,8 +4,10 @@ Per reviewer: completed today (UTC day) and in total, passes and fails, and
 the median handling time (assigned -> completed) of today's tasks. All read
 with indexed queries over `tasks`; nothing is kept in memory.
 """
+import math
 import statistics
 from collections import defaultdict
+from datetime import timedelta
 
 import sqlalchemy as sa
 
@@ -49,3 +51,39 @@ def reviewer_stats(session, reviewer_id: int | None = None) -> list[dict]:
                      "completed_total": total, "passed": int(passed), "failed": int(failed),
                      "median_handle_s": _median([t for t in today_times if t is not None])})
     return rows
+
+
+def completions(session, since, until, bucket_s: int) -> list[dict]:
+    """Completions per bucket of `bucket_s` seconds from `since` (a bucket
+    boundary) to `until`: [{"start", "completed", "pass", "fail"}], every
+    bucket listed, oldest first. One grouped read of the range
+    status = completed AND completed_at in [since, until) of
+    ix_tasks_completed."""
+    if session.get_bind().dialect.name == "sqlite":  # CAST truncates: offsets are >= 0
+        seconds = (sa.func.julianday(Task.completed_at) - sa.func.julianday(since)) * 86400.0
+        bucket = sa.cast(seconds / bucket_s, sa.Integer).label("bucket")
+    else:
+        seconds = sa.func.timestampdiff(sa.text("SECOND"), since, Task.completed_at)
+        bucket = sa.func.floor(seconds / bucket_s).label("bucket")
+    rows = session.execute(
+        sa.select(bucket, sa.func.count(),
+                  sa.func.sum(sa.case((Task.outcome == "pass", 1), else_=0)),
+                  sa.func.sum(sa.case((Task.outcome == "fail", 1), else_=0)))
+        .where(Task.status == COMPLETED, Task.completed_at >= since, Task.completed_at < until)
+        .group_by(bucket)).all()
+    session.rollback()
+    count = max(1, math.ceil((until - since).total_seconds() / bucket_s))  # last: partial
+    counted = defaultdict(lambda: [0, 0, 0])
+    for index, n, passed, failed in rows:
+        # SQLite's julianday() is a double: a completion on a boundary may
+        # land a few microseconds early; it belongs to the range read.
+        figures = counted[min(max(int(index), 0), count - 1)]
+        figures[0] += n
+        figures[1] += int(passed or 0)
+        figures[2] += int(failed or 0)
+    found = []
+    for index in range(count):
+        n, passed, failed = counted.get(index, (0, 0, 0))
+        found.append({"start": since + timedelta(seconds=index * bucket_s), "completed": n,
+                      "pass": passed, "fail": failed})
+    return found
