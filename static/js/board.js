@@ -15,7 +15,7 @@ import { initFormEditor } from "./formeditor.js";
 import { initPeople, loadPeople, people } from "./people.js";
 import { editSkills, initQueueForm, initSkillsEditor, renderQueues, skillChips, tickQueues,
   waitingLine } from "./queues.js";
-import { initResults, loadResults, syncResultFilters } from "./results.js";
+import { initResults, loadResults, renameReviewers, syncResultFilters } from "./results.js";
 import { ApiError, api, logout, requireSession, upload } from "./session.js";
 
 const CHART_REFRESH_MS = 60000; // and whenever the floor's completions change
@@ -302,6 +302,7 @@ function onBoard(snap) {
   renderQueues(snap, pickQueue);
   syncResultFilters(snap.queues, people().length ? people().filter((u) => u.role === "reviewer")
     : snap.reviewers);
+  renameReviewers();
   tick();
   const key = `${snap.queue.pending}/${snap.queue.assigned}/${snap.stats.completed_last_hour}`;
   if (key !== state.tasksKey) {

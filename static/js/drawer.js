@@ -151,7 +151,7 @@ export async function openTask(id) {
   if (current !== id) return; // another task was opened meanwhile
   drawer.dataset.status = task.status;
   setText($("#drawer-title"), `Task #${task.id} · ${task.name}`);
-  $("#drawer-body").replaceChildren(
+  $("#drawer-body").replaceChildren(...[
     h("dl", { class: "drawer-fields" },
       field("Status", h("span", { class: `pill pill-task-${task.status}` }, task.status), "status"),
       field("Queue", task.queue ?? "–", "queue"),
@@ -165,7 +165,7 @@ export async function openTask(id) {
     actionsView(task),
     verdictView(task),
     h("section", {}, h("h3", {}, "Payload"), payloadView(task.payload)),
-    historyView(history.events || []));
+    historyView(history.events || [])].filter(Boolean));
   $("#drawer-close").focus({ preventScroll: true });
 }
 

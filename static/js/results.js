@@ -59,7 +59,8 @@ function resultRow(task) {
     h("td", {}, h("span", { class: `pill pill-outcome-${task.outcome}` }, task.outcome || "–")),
     h("td", { class: "reasons" }, (task.reasons || []).map((code) => h("code", { class: "reason" }, code))),
     h("td", { class: "note" }, task.note || ""),
-    h("td", { class: "reviewer" }, reviewerName(task.assignee_id)),
+    h("td", { class: "result-reviewer", dataset: { assignee: task.assignee_id ?? "" } },
+      reviewerName(task.assignee_id)),
     h("td", { class: "num tabular handled" }, formatDuration(handlingSeconds(task))),
     h("td", { class: "tabular" }, formatClock(task.completed_at)));
 }
@@ -94,6 +95,14 @@ export async function loadResults(more = false) {
       state.again = false;
       loadResults();
     }
+  }
+}
+
+/** Name the reviewers of the rows shown again (names arrive with the snapshot and GET /users). */
+export function renameReviewers() {
+  for (const cell of document.querySelectorAll("#results td.result-reviewer")) {
+    const id = cell.dataset.assignee;
+    setText(cell, id ? reviewerName(Number(id)) : "–");
   }
 }
 
