@@ -9,6 +9,7 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from api_support import execute
@@ -27,7 +28,14 @@ def shown_results(page) -> list[int]:
 
 
 def results_are(page, ids: list[int]) -> None:
-    expect(page.locator("#results tbody tr")).to_have_count(len(ids))
+    """The results table shows exactly these tasks, in this order (waits for it)."""
+    try:
+        page.wait_for_function(
+            "want => JSON.stringify([...document.querySelectorAll('#results tbody tr')]"
+            ".map(r => Number(r.dataset.task))) === want", arg=json.dumps(ids), polling=50,
+            timeout=5000)
+    except PlaywrightTimeout:
+        pass
     assert shown_results(page) == ids
 
 

@@ -8,7 +8,7 @@ import { describe, toast } from "./feedback.js";
 import { editSkills, skillChips } from "./queues.js";
 import { api } from "./session.js";
 
-const state = { users: [], me: null, loading: null, again: false, resetting: null };
+const state = { users: [], shown: null, me: null, loading: null, again: false, resetting: null };
 
 function stateText(user) {
   if (!user.active) return ["offline", "Deactivated"];
@@ -24,24 +24,27 @@ function button(label, onClick, extra = "") {
   return node;
 }
 
-function confirmed(label, onConfirm, extra) {
-  let armed = null;
+const armed = new Map(); // key -> when its "Sure?" runs out (survives a re-render)
+
+/** A button that asks "Sure?" first and acts on a second click within 4 s. */
+function confirmed(label, key, onConfirm, extra) {
   const node = h("button", { type: "button", class: `btn btn-small ${extra}` }, label);
+  const show = () => {
+    const on = (armed.get(key) || 0) > Date.now();
+    node.textContent = on ? "Sure?" : label;
+    node.classList.toggle("armed", on);
+  };
+  show();
+  if (armed.has(key)) setTimeout(show, Math.max(0, armed.get(key) - Date.now()) + 50);
   node.addEventListener("click", () => {
-    if (!armed) {
-      node.textContent = "Sure?";
-      node.classList.add("armed");
-      armed = setTimeout(() => {
-        armed = null;
-        node.textContent = label;
-        node.classList.remove("armed");
-      }, 4000);
+    if ((armed.get(key) || 0) <= Date.now()) {
+      armed.set(key, Date.now() + 4000);
+      show();
+      setTimeout(show, 4050);
       return;
     }
-    clearTimeout(armed);
-    armed = null;
-    node.textContent = label;
-    node.classList.remove("armed");
+    armed.delete(key);
+    show();
     onConfirm(node);
   });
   return node;
@@ -77,7 +80,7 @@ function personRow(user) {
         `${user.username} is ${user.available ? "paused" : "available again"}.`)));
     }
     actions.push(button("Password", () => resetPassword(user)));
-    actions.push(confirmed("Deactivate", (node) => change(node,
+    actions.push(confirmed("Deactivate", `deactivate-${user.id}`, (node) => change(node,
       () => api("DELETE", `/users/${user.id}`), `${user.username} is deactivated.`), "btn-danger-ghost"));
   } else if (manageable) {
     actions.push(button("Reactivate", (node) => change(node,
@@ -92,6 +95,11 @@ function personRow(user) {
 }
 
 function render() {
+  // Only when something changed: a row rebuilt would lose a half-made
+  // confirmation ("Sure?") or the focus.
+  const key = JSON.stringify(state.users);
+  if (key === state.shown) return;
+  state.shown = key;
   const rows = [...state.users].sort((a, b) => Number(b.active) - Number(a.active)
     || a.role.localeCompare(b.role) || a.username.localeCompare(b.username));
   $("#people tbody").replaceChildren(...rows.map(personRow));
