@@ -62,8 +62,14 @@ def floor(server, connect):
         - timedelta(hours=2)
     for task, minutes in ((tasks[0], 0), (tasks[1], 5)):
         done = two_hours_ago + timedelta(minutes=minutes)
-        execute(server.database, "UPDATE tasks SET completed_at = %s, assigned_at = %s "
-                "WHERE id = %s", done, done - timedelta(seconds=95), task["id"])
+        execute(server.database, "UPDATE tasks SET completed_at = %s, assigned_at = %s, "
+                "created_at = %s WHERE id = %s", done, done - timedelta(seconds=95),
+                done - timedelta(minutes=3), task["id"])
+        # The history tells the same story.
+        for kind, at in (("created", done - timedelta(minutes=3)),
+                         ("assigned", done - timedelta(seconds=95)), ("completed", done)):
+            execute(server.database, "UPDATE task_events SET at = %s WHERE task_id = %s "
+                    "AND kind = %s", at, task["id"], kind)
     execute(server.database, "UPDATE tasks SET reasons = %s WHERE id = %s",
             json.dumps(["bruised", "label_missing"]), tasks[1]["id"])
     sock.disconnect()
