@@ -207,3 +207,26 @@ def test_completions_per_bucket_from_the_servers_history(server, connect):
                      status, code)
     assert_error(server.request("GET", "/stats/completions", bob_token(server)), 403)
     assert_error(server.request("GET", "/stats/completions"), 401)
+
+
+def test_completions_read_a_range_of_the_completion_index(app):
+    """GET /stats/completions reads status = completed AND completed_at in the
+    window from ix_tasks_completed: never a scan of the table."""
+    import sqlalchemy as sa
+
+    from qc_live.extensions import db
+    from test_task_listing import _insert_tasks, _plans
+    _insert_tasks(db.session, 3000)
+    sqlite = db.engine.dialect.name == "sqlite"
+    db.session.execute(sa.text("ANALYZE" if sqlite else "ANALYZE TABLE tasks"))
+    db.session.commit()
+    plans = _plans(app, "/stats/completions?hours=24&bucket_s=600")
+    assert len(plans) == 1
+    statement, plan = plans[0]
+    where = f"{statement}\n{plan}"
+    if sqlite:
+        details = [row[-1] for row in plan]
+        assert details[0].startswith("SEARCH tasks USING INDEX ix_tasks_completed "
+                                     "(status=? AND completed_at>? AND completed_at<?)"), where
+    else:
+        assert [(row[3], row[5]) for row in plan] == [("range", "ix_tasks_completed")], where
