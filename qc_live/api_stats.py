@@ -14,7 +14,7 @@ from .models import MAX_ID, Role, User
 from .clock import iso, utcnow
 from .schemas.answers import Completions, FloorStats, ReviewerStats
 from .schemas.requests import CompletionsQuery
-from .stats import completions, reviewer_stats
+from .stats import completions, fail_reasons, reviewer_stats
 
 bp = Blueprint("stats", __name__)
 EPOCH = datetime(1970, 1, 1)
@@ -28,13 +28,20 @@ def floor_stats():
     """The board's queue figures and per-reviewer stats, without the live
     reviewer list: {"queue": {pending, assigned, by_priority,
     oldest_pending_age_s, completed_last_hour, median_handle_s},
-    "reviewers": [...], "at"}."""
+    "reviewers": [... with fail_reasons], "fail_reasons": {queue: {code: n}},
+    "at"}."""
     board = snapshot(db.session, state.config())
     stats = board["stats"]
+    try:
+        by_queue, by_reviewer = fail_reasons(db.session)
+    finally:
+        db.session.rollback()
     return jsonify({
         "queue": {**board["queue"], "completed_last_hour": stats["completed_last_hour"],
                   "median_handle_s": stats["median_handle_s"]},
-        "reviewers": stats["reviewers"],
+        "reviewers": [{**r, "fail_reasons": by_reviewer.get(r["id"], {})}
+                      for r in stats["reviewers"]],
+        "fail_reasons": by_queue,
         "at": board["at"],
     })
 
@@ -70,6 +77,6 @@ def user_stats(user_id: int):
         raise NotFound(f"user {user_id} does not exist", code="user_not_found")
     if user.role != Role.REVIEWER.value:
         raise Invalid(f"user {user_id} is not a reviewer", code="not_a_reviewer")
-    rows = reviewer_stats(db.session, user_id)
+    rows = reviewer_stats(db.session, user_id, with_reasons=True)
     db.session.rollback()
     return jsonify(rows[0])

@@ -10,7 +10,8 @@ event loop runs between pages. The filters are those of GET /tasks
 (listing.py) and the completion window; a task is in the export as it was
 when its page was read (a live view, like the listing).
 
-CSV is UTF-8 with a header row, written by the csv module. A text cell that
+CSV is UTF-8 with a header row, written by the csv module; `reasons` is
+the codes joined by ";", `checklist` and `payload` are JSON text. A text cell that
 a spreadsheet would take for a formula (it begins with =, +, -, @, a tab or
 a carriage return) gets a leading single quote, as OWASP's "CSV Injection"
 advises; numbers and timestamps are written as such.
@@ -29,9 +30,11 @@ from .models import Task, task_dict
 
 PAGE = 1000
 COLUMNS = ("id", "external_id", "name", "queue", "status", "priority", "assignee_id", "created_at",
-           "assigned_at", "completed_at", "deadline", "outcome", "note", "payload")
+           "assigned_at", "completed_at", "deadline", "outcome", "note", "reasons", "checklist",
+           "payload")
 # Text cells a spreadsheet could run: neutralised (numbers are not text cells).
-TEXT_COLUMNS = frozenset({"external_id", "name", "queue", "note", "payload"})
+TEXT_COLUMNS = frozenset({"external_id", "name", "queue", "note", "reasons", "checklist",
+                          "payload"})
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 
@@ -87,7 +90,9 @@ def _csv_cells(task: dict) -> list:
     cells = []
     for column in COLUMNS:
         value = task[column]
-        if column == "payload":
+        if column == "reasons" and value is not None:
+            value = ";".join(value)  # codes: letters, digits and _ . - (forms.CODE)
+        elif column in ("payload", "checklist") and value is not None:
             value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         if value is None:
             cells.append("")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import current_app
 
-from . import outbox, sql
+from . import forms, outbox, sql
 from .clock import utcnow
 from .database import is_sqlite, run_write
 from .errors import Conflict, NotFound
@@ -218,15 +218,29 @@ def assign(w: Work, pairs: list[tuple[int, object]], actor_id: int | None = None
             for reviewer_id, row in pairs]
 
 
-def finish(w: Work, row, outcome: str | None, note: str | None) -> dict:
+def finish(w: Work, row, outcome: str | None, note: str | None, reasons: list | None = None,
+           checklist: dict | None = None) -> dict:
     """assigned -> completed, with the reviewer's verdict. The reviewer stays
-    its assignee (the record of who did it)."""
+    its assignee (the record of who did it).
+
+    The verdict is checked first against the form of the task's queue as
+    this transaction reads it (forms.check_verdict; Invalid
+    `invalid_verdict`, nothing written). No lock on the queue: a form
+    changed after the read and committed first orders this completion
+    before the change, which is what it then was. A pass without reasons
+    or checklist is valid whatever the form, so it reads nothing. Empty
+    reasons or checklist are stored as not given (null)."""
+    reasons, checklist = reasons or None, checklist or None
+    if forms.verdict_needs_form(outcome, reasons, checklist):
+        forms.check_verdict(forms.form_of(w.conn, row.queue), outcome, note, reasons,
+                            checklist)
     w.conn.execute(sql.FINISH, {"task_id": row.id, "now": w.now, "outcome": outcome,
-                                "note": note})
-    w.event(row.id, "completed", reviewer_id=row.holder_id,
-            detail={"outcome": outcome} if outcome else None)
+                                "note": note, "reasons": reasons, "checklist": checklist})
+    detail = {key: value for key, value in (("outcome", outcome), ("reasons", reasons),
+                                            ("checklist", checklist)) if value is not None}
+    w.event(row.id, "completed", reviewer_id=row.holder_id, detail=detail or None)
     task = task_dict(row, status=sql.COMPLETED, holder_id=None, completed_at=w.now,
-                     outcome=outcome, note=note)
+                     outcome=outcome, note=note, reasons=reasons, checklist=checklist)
     w.announce(outbox.COMPLETED, task)
     return task
 

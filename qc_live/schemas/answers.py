@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..listing import STATUSES
 from ..outbox import EVENT_TYPES
 from ..outbox import STATUSES as DELIVERY_STATUSES
-from .fields import OUTCOMES, ROLES, Id
+from .fields import OUTCOMES, ROLES, Id, ReviewForm
 
 Time = Annotated[datetime, Field(description="ISO-8601 in UTC with a Z, to the millisecond")]
 
@@ -171,12 +171,16 @@ class Message(Open):
 
 class HeldTask(Answer):
     task: Task | None
+    form: ReviewForm | None = Field(description="the form of the task's queue; null: none "
+                                    "(or no task)")
 
 
 class Completed(Answer):
     message: str
     task: Task
     next_task: Task | None
+    next_form: ReviewForm | None = Field(description="the form of the next task's queue; "
+                                         "null: none (or no next task)")
 
 
 class AvailabilitySet(Open):
@@ -200,6 +204,9 @@ class ReviewerStats(Answer):
     passed: int
     failed: int
     median_handle_s: float | None = Field(description="today, assigned to completed")
+    fail_reasons: dict[str, int] = Field(None, description="GET /stats and /users/<id>/stats "
+                                         "(not the board): fail reason code -> how often, "
+                                         "over every completed fail (as passed and failed)")
 
 
 class Queue(Open):
@@ -219,6 +226,7 @@ class QueueInfo(Answer):
     assigned: int
     oldest_pending_age_s: float | None
     online_qualified: int = Field(description="reviewers online with at least min_level")
+    form: ReviewForm | None = Field(description="the review form (Review forms); null: none")
 
 
 class Queues(Answer):
@@ -249,6 +257,9 @@ class Completions(Answer):
 class FloorStats(Answer):
     queue: FloorQueue
     reviewers: list[ReviewerStats]
+    fail_reasons: dict[str, dict[str, int]] = Field(
+        description="queue -> fail reason code -> how often, over every completed fail "
+        "(queues without any are left out)")
     at: Time = None
 
 

@@ -11,9 +11,10 @@ from ..models import MAX_ID, Role
 from ..text import ANY_TEXT, MAX_USERNAME
 from .base import Body, Changes, Check, Query, one_of, problem, problems, text
 from .fields import (DEFAULT_LIST_LIMIT, LIST_LIMIT, MAX_NAME, PRIORITY_RANGE, CancelStatus,
-                     Deadline, ExternalId, Flag, Id, Level, NewPassword, Note, Outcome, Password,
-                     Payload, Priority, QueryFlag, QueueName, RelaxAfter, RoleName, Skills, TaskName,
-                     Username, check_statuses, query_integer, strong_password)
+                     ChecklistAnswers, Deadline, ExternalId, Flag, Form, Id, Level,
+                     NewPassword, Note, Outcome, Password, Payload, Priority, QueryFlag,
+                     QueueName, Reasons, RelaxAfter, RoleName, Skills, TaskName, Username,
+                     check_statuses, query_integer, strong_password)
 
 
 MIN_SECRET, MAX_SECRET = 16, 255
@@ -148,6 +149,8 @@ class Completion(Body):
     outcome: Outcome | None = None
     note: Note | None = None
     user_id: Id | None = Field(None, description="if given, the caller's own id")
+    reasons: Reasons | None = None
+    checklist: ChecklistAnswers | None = None
 
 
 class Availability(Body):
@@ -263,13 +266,15 @@ class NewQueue(Body):
                                       "tasks")] = 1
     relax_after_s: Annotated[RelaxAfter, Field(description="after this long waiting, level 1 "
                                                "is enough; null: never")] = None
+    form: Form = None
 
 
 class QueueChanges(Changes):
-    nullable: ClassVar[frozenset] = frozenset({"relax_after_s"})
+    nullable: ClassVar[frozenset] = frozenset({"relax_after_s", "form"})
     description: Annotated[str, text(255, allow_empty=True)] = None
     min_level: Level = None
     relax_after_s: Annotated[RelaxAfter | None, Field(description="null: never relax")] = None
+    form: Annotated[Form, Field(description="null: no form")] = None
 
     def changes(self) -> dict:
         return {name: getattr(self, name) for name in self.model_fields_set}
