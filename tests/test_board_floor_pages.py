@@ -292,21 +292,34 @@ def test_review_form_editor_previews_and_saves_or_shows_the_refusal(server, open
     see(board, "#form-preview .preview-reasons", "1 Photo is blurry blurry")
     see(board, "#form-preview", "A fail needs a note.", contains=True)
     board.click("#form-save")
-    answer = server.request("PATCH", "/queues/default", server.admin_token, json={"form": {
+    see(board, ".toast-ok:last-child", "The review form of default is saved.", contains=True)
+    assert _form(server, "default") == {
         "display": [{"field": "photo", "as": "image"}],
         "checklist": [{"id": "label", "label": "Label readable"}],
         "fail_reasons": [{"code": "blurry", "label": "Photo is blurry"}],
-        "note_required_on_fail": True}})
-    if answer.status_code == 200:  # a server with review forms: saved, and read back
-        see(board, ".toast-ok:last-child", "The review form of default is saved.", contains=True)
-        queue = next(q for q in server.request("GET", "/queues", server.admin_token,
-                                               expect=200).json()["queues"]
-                     if q["name"] == "default")
-        assert queue["form"]["fail_reasons"] == [{"code": "blurry", "label": "Photo is blurry"}]
-        # A refusal (a reason without a code) is the server's message, on screen.
-        board.fill('#form-reasons .form-row input[data-key="code"]', "")
-        board.click("#form-save")
-        see(board, "#form-error", "invalid_form", contains=True)
-    else:  # the same refusal the REST call got, on screen
-        message = answer.json()["error"]["message"]
-        see(board, "#form-error", f"Not saved: {message}", contains=True)
+        "note_required_on_fail": True}
+
+    # Opened again, the editor shows the form the server has.
+    board.click("#form-close")
+    expect(editor).to_be_hidden()
+    board.locator('#queue-tiles li[data-queue="default"] .queue-form-edit').click()
+    expect(board.locator('#form-reasons .form-row input[data-key="code"]')).to_have_value("blurry")
+    expect(board.locator('#form-display .form-row select')).to_have_value("image")
+    expect(board.locator("#form-note-required")).to_be_checked()
+
+    # A refusal (a reason without a code) is the server's message, on screen; nothing changes.
+    board.fill('#form-reasons .form-row input[data-key="code"]', "")
+    board.click("#form-save")
+    see(board, "#form-error", re.compile(r"Not saved: .+\(422 invalid_form\)"))
+    assert _form(server, "default")["fail_reasons"] == [{"code": "blurry",
+                                                        "label": "Photo is blurry"}]
+    # Removing the form: the queue has none.
+    board.click("#form-clear")
+    see(board, ".toast-ok:last-child", "default has no review form now.", contains=True)
+    assert _form(server, "default") is None
+    expect(board.locator("#form-reasons .form-row")).to_have_count(0)
+
+
+def _form(server, queue: str):
+    return next(q for q in server.request("GET", "/queues", server.admin_token, expect=200)
+                .json()["queues"] if q["name"] == queue)["form"]
