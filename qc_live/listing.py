@@ -1,4 +1,4 @@
-"""GET /tasks: filters, four orders and keyset cursors — fast at millions of rows.
+"""GET /tasks: filters, five orders and keyset cursors — fast at millions of rows.
 
 No OFFSET anywhere: a cursor names the last row shown (its sort key and id),
 and the next page starts right after it. Each page is a handful of index range
