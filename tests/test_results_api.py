@@ -89,7 +89,8 @@ def test_results_newest_completion_first_with_filters_and_search(server, connect
     shown = server.request("GET", f"/tasks?{results}&outcome=fail", server.admin_token,
                            expect=200).json()["tasks"]
     assert [(t["id"], t["outcome"], t["reasons"], t["note"], t["assignee_id"]) for t in shown] \
-        == [(t3, "fail", None, None, bob["id"]), (t2, "fail", ["bruised"], "soft spot", alice["id"])]
+        == [(t3, "fail", None, None, bob["id"]),
+            (t2, "fail", ["bruised"], "soft spot", alice["id"])]
     assert shown[1]["completed_at"] == times[1].isoformat(timespec="milliseconds") + "Z"
 
     # Each filter narrows; they combine.

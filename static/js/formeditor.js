@@ -4,6 +4,7 @@
 // form (422 invalid_form): its message is shown as it is.
 import { $, h, setText } from "./dom.js";
 import { describe, toast } from "./feedback.js";
+import { loadReasonLabels } from "./results.js";
 import { api } from "./session.js";
 
 const DISPLAY_AS = ["text", "image", "link", "json", "iframe"];
@@ -114,6 +115,7 @@ async function save(form, button, done) {
   try {
     await api("PATCH", `/queues/${encodeURIComponent(name)}`, { form });
     toast("ok", done(name));
+    loadReasonLabels();
     return true;
   } catch (problem) {
     setText($("#form-error"), `Not saved: ${describe(problem)}`);

@@ -16,7 +16,30 @@ const state = {
   loading: false,
   again: false, // a reload was asked while one ran
   names: () => new Map(),
+  labels: new Map(), // "queue/code" -> the fail reason's label in that queue's form
 };
+
+/** Read the queues' fail reason labels (GET /queues); codes show as they are until then. */
+export async function loadReasonLabels() {
+  try {
+    const body = await api("GET", "/queues");
+    state.labels = new Map((body.queues || []).flatMap((q) => ((q.form && q.form.fail_reasons) || [])
+      .map((r) => [`${q.name}/${r.code}`, r.label])));
+  } catch {
+    return; // the codes stay readable on their own
+  }
+  for (const chip of document.querySelectorAll("#results code.reason")) {
+    const label = state.labels.get(chip.dataset.key);
+    chip.title = label && label !== chip.textContent ? label : "";
+  }
+}
+
+function reasonChip(queue, code) {
+  const key = `${queue}/${code}`;
+  const label = state.labels.get(key);
+  return h("code", { class: "reason", dataset: { key }, title: label && label !== code ? label : null },
+    code);
+}
 
 /** A datetime-local value (local time) as an ISO instant, or null. */
 function instant(value) {
@@ -57,7 +80,7 @@ function resultRow(task) {
       task.external_id ? h("span", { class: "muted small ext-id" }, ` ${task.external_id}`) : null),
     h("td", { class: "task-queue" }, task.queue ?? "–"),
     h("td", {}, h("span", { class: `pill pill-outcome-${task.outcome}` }, task.outcome || "–")),
-    h("td", { class: "reasons" }, (task.reasons || []).map((code) => h("code", { class: "reason" }, code))),
+    h("td", { class: "reasons" }, (task.reasons || []).map((code) => reasonChip(task.queue, code))),
     h("td", { class: "note" }, task.note || ""),
     h("td", { class: "result-reviewer", dataset: { assignee: task.assignee_id ?? "" } },
       reviewerName(task.assignee_id)),
@@ -182,6 +205,7 @@ export function initResults(reviewerNames) {
     if (event.target.value !== "custom") loadResults();
   });
   $("#results-more").addEventListener("click", () => loadResults(true));
+  loadReasonLabels();
   $("#search-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const text = $("#search").value.trim();
