@@ -1,4 +1,6 @@
 """Throughput figures over REST: GET /stats (the floor) and GET /users/<id>/stats."""
+from datetime import datetime, timedelta
+
 from flask import Blueprint, jsonify
 from flask_jwt_extended import current_user
 
@@ -9,10 +11,13 @@ from .board import snapshot
 from .errors import Forbidden, Invalid, NotFound
 from .extensions import db
 from .models import MAX_ID, Role, User
-from .schemas.answers import FloorStats, ReviewerStats
-from .stats import fail_reasons, reviewer_stats
+from .clock import iso, utcnow
+from .schemas.answers import Completions, FloorStats, ReviewerStats
+from .schemas.requests import CompletionsQuery
+from .stats import completions, fail_reasons, reviewer_stats
 
 bp = Blueprint("stats", __name__)
+EPOCH = datetime(1970, 1, 1)
 
 
 @bp.get("/stats")
@@ -39,6 +44,24 @@ def floor_stats():
         "fail_reasons": by_queue,
         "at": board["at"],
     })
+
+
+@bp.get("/stats/completions")
+@role_required(Role.SUPERVISOR)
+@api("Completions per time bucket", "a supervisor", query=CompletionsQuery,
+     answers={200: (Completions, "the buckets")}, errors=(401, 403),
+     description="Completed tasks per bucket of bucket_s seconds over the last `hours` "
+     "(the first bucket starts at or before now - hours, on a multiple of bucket_s; the last "
+     "holds now), with passes and fails; from the tasks' completed_at, so the history "
+     "before anyone looked is there. At most 1,440 buckets (422 too_many_buckets).")
+def completion_buckets(query: CompletionsQuery):
+    now = utcnow()
+    width = query.bucket_s
+    epoch_s = int((now - EPOCH).total_seconds())
+    since = EPOCH + timedelta(seconds=(epoch_s - query.hours * 3600) // width * width)
+    buckets = completions(db.session, since, now, width)
+    return jsonify({"hours": query.hours, "bucket_s": width, "at": iso(now),
+                    "buckets": [{**b, "start": iso(b["start"])} for b in buckets]})
 
 
 @bp.get("/users/<int:user_id>/stats")

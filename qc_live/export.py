@@ -45,18 +45,16 @@ class ExportQuery:
     assignee_id: int | None = None
     priority: int | None = None
     queue: str | None = None
+    outcome: str | None = None
     completed_after: datetime | None = None
     completed_before: datetime | None = None
+    q: str | None = None
 
 
 def _filters(query: ExportQuery) -> list:
     found = filters_of(query)
     if query.statuses:
         found.append(Task.status.in_(query.statuses))
-    if query.completed_after is not None:
-        found.append(Task.completed_at >= query.completed_after)
-    if query.completed_before is not None:
-        found.append(Task.completed_at < query.completed_before)
     return found
 
 

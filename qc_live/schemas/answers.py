@@ -238,6 +238,22 @@ class FloorQueue(Queue):
     median_handle_s: float | None
 
 
+class CompletionBucket(Answer):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    start: Time
+    completed: int
+    passed: int = Field(alias="pass")
+    failed: int = Field(alias="fail")
+
+
+class Completions(Answer):
+    hours: int
+    bucket_s: int
+    at: Time = Field(description="the server's now: the last bucket ends here")
+    buckets: list[CompletionBucket] = Field(description="every bucket, oldest first, "
+                                            "empty ones included")
+
+
 class FloorStats(Answer):
     queue: FloorQueue
     reviewers: list[ReviewerStats]

@@ -10,7 +10,7 @@ from .. import outbox, webhooks
 from ..models import MAX_ID, Role
 from ..text import ANY_TEXT, MAX_USERNAME
 from .base import Body, Changes, Check, Query, one_of, problem, problems, text
-from .fields import (DEFAULT_LIST_LIMIT, LIST_LIMIT, PRIORITY_RANGE, CancelStatus,
+from .fields import (DEFAULT_LIST_LIMIT, LIST_LIMIT, MAX_NAME, PRIORITY_RANGE, CancelStatus,
                      ChecklistAnswers, Deadline, ExternalId, Flag, Form, Id, Level,
                      NewPassword, Note, Outcome, Password, Payload, Priority, QueryFlag,
                      QueueName, Reasons, RelaxAfter, RoleName, Skills, TaskName, Username,
@@ -205,6 +205,15 @@ Statuses = Annotated[list[str], Check(check_statuses), Field(
     f"{', '.join(STATUSES)}; default: all")]
 
 
+OutcomeFilter = Annotated[Outcome, Field(description="completed tasks with this outcome")]
+CompletedAfter = Annotated[Deadline, Field(
+    description="completed at or after this moment (ISO-8601; without an offset: UTC)")]
+CompletedBefore = Annotated[Deadline, Field(description="completed before this moment")]
+Search = Annotated[str, text(MAX_NAME, strip=True), Field(
+    description="the task whose external_id is exactly this, and tasks whose name begins "
+    "with it (surrounding blanks removed)")]
+
+
 class TaskListing(Query):
     """GET /tasks. Checked in this order; the cursor last, as it belongs to
     an order."""
@@ -218,6 +227,10 @@ class TaskListing(Query):
     priority: Annotated[query_integer(*PRIORITY_RANGE), Field(
         description="exactly this priority")] = None
     queue: Annotated[QueueName, Field(description="tasks of this queue")] = None
+    outcome: OutcomeFilter = None
+    completed_after: CompletedAfter = None
+    completed_before: CompletedBefore = None
+    q: Search = None
     limit: Annotated[query_integer(*LIST_LIMIT), Field(description="page size")] \
         = DEFAULT_LIST_LIMIT
     cursor: Annotated[str, Field(description="next_cursor of the previous page (opaque)")] \
@@ -226,6 +239,11 @@ class TaskListing(Query):
 
     @model_validator(mode="after")
     def _cursor(self):
+        if (self.completed_after or self.completed_before) and self.order_by != "-completed_at":
+            # The window is a range of ix_tasks_completed: read in another order,
+            # its rows would have to be sorted.
+            raise problem(Invalid("completed_after and completed_before need "
+                                  "order_by=-completed_at", code="bad_order"))
         if self.cursor:
             try:
                 self._after = decode_cursor(self.cursor, self.order_by)
@@ -235,8 +253,10 @@ class TaskListing(Query):
 
     def task_query(self) -> TaskQuery:
         return TaskQuery(statuses=tuple(self.status), assignee_id=self.assignee_id,
-                         priority=self.priority, queue=self.queue, order_by=self.order_by, limit=self.limit,
-                         after=self._after)
+                         priority=self.priority, queue=self.queue, outcome=self.outcome,
+                         completed_after=self.completed_after,
+                         completed_before=self.completed_before, q=self.q,
+                         order_by=self.order_by, limit=self.limit, after=self._after)
 
 
 class NewQueue(Body):
@@ -278,6 +298,24 @@ class NewWebhook(Body):
         "characters; stored, never returned", json_schema_extra={"minLength": MIN_SECRET})]
 
 
+MAX_BUCKETS = 1440
+
+
+class CompletionsQuery(Query):
+    """GET /stats/completions."""
+    hours: Annotated[query_integer(1, 168), Field(description="how far back")] = 8
+    bucket_s: Annotated[query_integer(60, 86_400), Field(
+        description="bucket width in seconds; buckets start at multiples of it since the "
+        "epoch (UTC)")] = 600
+
+    @model_validator(mode="after")
+    def _few_enough(self):
+        if self.hours * 3600 // self.bucket_s > MAX_BUCKETS:
+            raise problem(Invalid(f"hours * 3600 / bucket_s must be at most {MAX_BUCKETS} "
+                                  "buckets: widen bucket_s", code="too_many_buckets"))
+        return self
+
+
 class DeliveryListing(Query):
     status: Annotated[str, one_of(outbox.STATUSES, "bad_status", strip=True), Field(
         description="only deliveries in this status")] = None
@@ -295,8 +333,6 @@ class TaskExport(Query):
     priority: Annotated[query_integer(*PRIORITY_RANGE), Field(
         description="exactly this priority")] = None
     queue: Annotated[QueueName, Field(description="tasks of this queue")] = None
-    completed_after: Annotated[Deadline, Field(
-        description="completed at or after this moment (ISO-8601; without an offset: UTC)")] \
-        = None
-    completed_before: Annotated[Deadline, Field(
-        description="completed before this moment")] = None
+    outcome: OutcomeFilter = None
+    completed_after: CompletedAfter = None
+    completed_before: CompletedBefore = None
