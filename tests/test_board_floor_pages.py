@@ -323,3 +323,33 @@ def test_review_form_editor_previews_and_saves_or_shows_the_refusal(server, open
 def _form(server, queue: str):
     return next(q for q in server.request("GET", "/queues", server.admin_token, expect=200)
                 .json()["queues"] if q["name"] == queue)["form"]
+
+
+def test_review_form_editor_keeps_rows_whose_text_is_a_display_kind(server, open_page):
+    """A payload field named "image" shown as an image (or a reason coded and
+    labelled "link") is typed text, not an empty row: the editor saves it."""
+    server.create_user("sue", role="supervisor")
+    board = login(open_page(), server, "sue", lands_on="/supervisor")
+    board.locator('#queue-tiles li[data-queue="default"] .queue-form-edit').click()
+    expect(board.locator("#form-editor")).to_be_visible()
+    for field, kind in (("image", "image"), ("link", "link"), ("text", "json")):
+        board.click("#form-add-display")
+        row = board.locator("#form-display .form-row").last
+        row.locator('input[data-key="field"]').fill(field)
+        row.locator("select").select_option(kind)
+    board.click("#form-add-display")  # left empty: not sent
+    board.click("#form-add-check")
+    board.fill('#form-checklist .form-row input[data-key="id"]', "text")
+    board.fill('#form-checklist .form-row input[data-key="label"]', "text")
+    board.click("#form-add-reason")
+    board.fill('#form-reasons .form-row input[data-key="code"]', "link")
+    board.fill('#form-reasons .form-row input[data-key="label"]', "link")
+    see(board, "#form-preview .preview-display", "image shown as image", contains=True)
+    board.click("#form-save")
+    see(board, ".toast-ok:last-child", "The review form of default is saved.", contains=True)
+    assert _form(server, "default") == {
+        "display": [{"field": "image", "as": "image"}, {"field": "link", "as": "link"},
+                    {"field": "text", "as": "json"}],
+        "checklist": [{"id": "text", "label": "text"}],
+        "fail_reasons": [{"code": "link", "label": "link"}],
+        "note_required_on_fail": False}

@@ -49,13 +49,16 @@ function rowsOf(selector) {
     [...row.querySelectorAll("[data-key]")].map((node) => [node.dataset.key, node.value.trim()])));
 }
 
-/** The form as typed (empty rows left out: a half-typed row is the server's to judge). */
+/** The form as typed (empty rows left out: a half-typed row is the server's to judge).
+ * A display row is empty when its field is (its select always has a value); a
+ * checklist or reason row when both its inputs are. Typed text is never taken
+ * for a default: a field, id or label may well be "image" or "text". */
 function typedForm() {
-  const filled = (row) => Object.values(row).some((v) => v !== "" && !DISPLAY_AS.includes(v));
+  const typed = (row) => Object.values(row).some((v) => v !== "");
   return {
-    display: rowsOf("#form-display").filter(filled),
-    checklist: rowsOf("#form-checklist").filter(filled),
-    fail_reasons: rowsOf("#form-reasons").filter(filled),
+    display: rowsOf("#form-display").filter((row) => row.field !== ""),
+    checklist: rowsOf("#form-checklist").filter(typed),
+    fail_reasons: rowsOf("#form-reasons").filter(typed),
     note_required_on_fail: $("#form-note-required").checked,
   };
 }
