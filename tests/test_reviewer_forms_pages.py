@@ -295,6 +295,36 @@ def test_a_note_required_on_fail_and_the_servers_refusal(start_server, open_page
     assert server.task(second["id"])["reasons"] == ["label_missing"]
 
 
+def test_a_form_given_reasons_while_a_task_is_on_screen_is_read_again_on_refusal(
+        server, open_page):
+    """A changed form is not pushed: the page shows the offer's (no fail
+    reasons). A fail is refused (the form now wants a reason); the page reads
+    the form again (GET /me/task) and offers its reasons, so the reviewer can
+    fail the task without reloading."""
+    new_queue(server, "crates", form={"checklist": CHECKLIST})
+    reviewer_with(server, "alice", {"crates": 1})
+    [task] = server.add_tasks([{"name": "Inspect crate 1", "queue": "crates",
+                                "payload": {"sku": "A-1"}}])
+    page = login(open_page(), server, "alice", lands_on="/reviewer")
+    shows_task(page, task)
+    expect(page.locator("#reasons-box")).to_be_hidden()
+    page.locator("#checklist input").first.check()
+    server.request("PATCH", "/queues/crates", server.admin_token, expect=200,
+                   json={"form": {"checklist": CHECKLIST, "fail_reasons": REASONS}})
+    page.keyboard.press("f")
+    see(page, "#decision-status", "Not saved:", contains=True)
+    assert server.task(task["id"])["status"] == "assigned"
+    expect(page.locator("#reasons .reason")).to_have_text(
+        ["1Photo blurry", "2Label missing", "3Dented"])
+    expect(page.locator("#checklist input").first).to_be_checked()  # kept
+    page.keyboard.press("2")
+    page.keyboard.press("f")
+    see(page, "#empty-title", "All done for now")
+    done = server.task(task["id"])
+    assert (done["status"], done["outcome"], done["reasons"], done["checklist"]) == \
+        ("completed", "fail", ["label_missing"], {"label": True, "seal": False})
+
+
 def test_on_a_phone_the_item_comes_first_and_the_decision_bar_stays(
         start_server, open_page, media):
     listed, other = media

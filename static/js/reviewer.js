@@ -278,6 +278,7 @@ async function refused(pending, error) {
     state.pending = null;
     state.problem = `Not saved: ${error.message || "the verdict does not fit this queue's form"}`;
     render();
+    refreshForm(pending.task_id);
     return;
   }
   if (GONE.has(error.code)) {
@@ -298,6 +299,23 @@ async function refused(pending, error) {
     return;
   }
   settle(pending, "error", error);
+}
+
+/** After an invalid_verdict: the queue's form may have changed since the offer
+ * (a changed form is not pushed), so read it again (GET /me/task) and show it,
+ * keeping the picks and ticks it still has. */
+async function refreshForm(taskId) {
+  let body;
+  try {
+    body = await api("GET", "/me/task");
+  } catch {
+    return; // the form on screen stays; the server's message says what is wrong
+  }
+  if (!body || !body.task || body.task.id !== taskId || !state.task || state.task.id !== taskId) {
+    return;
+  }
+  state.form = body.form || null;
+  render();
 }
 
 function settle(pending, how, detail) {
