@@ -13,7 +13,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from api_support import execute
-from live import PASSWORD
+from live import ADMIN, PASSWORD
 from test_pages_browser import (PHONE, browser, fits_the_width, login,  # noqa: F401
                                 open_page, screenshot, see)
 
@@ -353,3 +353,24 @@ def test_review_form_editor_keeps_rows_whose_text_is_a_display_kind(server, open
         "checklist": [{"id": "text", "label": "text"}],
         "fail_reasons": [{"code": "link", "label": "link"}],
         "note_required_on_fail": False}
+
+
+def test_people_roles_offered_follow_the_rules_admin_any_supervisor_reviewers(server,
+                                                                              open_page):
+    """An admin (who manages supervisors and admins) may create any role from
+    the board; a supervisor is offered only what it may create: reviewers."""
+    board = login(open_page(), server, ADMIN[0], ADMIN[1], lands_on="/supervisor")
+    expect(board.locator("#person-role option")).to_have_text(
+        ["Reviewer", "Supervisor", "Admin"])
+    board.fill("#person-username", "dana")
+    board.fill("#person-password", "dana-Password-1")
+    board.select_option("#person-role", "admin")
+    board.click("#person-create")
+    see(board, ".toast-ok", "dana was created.", contains=True)
+    expect(board.locator('#people tr[data-person="dana"] td').nth(1)).to_have_text("admin")
+    assert [u["role"] for u in server.request("GET", "/users", server.admin_token, expect=200)
+            .json()["users"] if u["username"] == "dana"] == ["admin"]
+
+    server.create_user("sue", role="supervisor")
+    board = login(open_page(), server, "sue", lands_on="/supervisor")
+    expect(board.locator("#person-role option")).to_have_text(["Reviewer"])

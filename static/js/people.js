@@ -144,7 +144,10 @@ function resetPassword(user) {
 
 export function initPeople(me) {
   state.me = me;
-  if (me.role !== "admin") $('#person-role option[value="supervisor"]').remove();
+  // Admins create every role; a supervisor creates reviewers only (the server's rule).
+  if (me.role !== "admin") {
+    for (const role of ["supervisor", "admin"]) $(`#person-role option[value="${role}"]`).remove();
+  }
   $("#person-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const username = $("#person-username").value.trim();
