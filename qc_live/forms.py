@@ -10,6 +10,7 @@ completion runs (lifecycle.finish reads it in the completing transaction).
 the REST answers that carry one.
 """
 import re
+import unicodedata
 
 import sqlalchemy as sa
 
@@ -136,7 +137,7 @@ def check_verdict(form: dict | None, outcome: str | None, note: str | None,
     if outcome == "fail":
         if form.get("fail_reasons") and not reasons:
             raise _refuse("a fail needs at least one of the form's reasons ('reasons')")
-        if form.get("note_required_on_fail") and not (note or "").strip():
+        if form.get("note_required_on_fail") and _blank(note):
             raise _refuse("the form requires a note on a fail ('note')")
     if checklist:
         ids = {item["id"] for item in form.get("checklist", ())}
@@ -146,6 +147,12 @@ def check_verdict(form: dict | None, outcome: str | None, note: str | None,
                               + ("" if ids else "; this task's queue has no checklist"))
             if not isinstance(answer, bool):
                 raise _refuse(f"'checklist': the answer for {item!r} must be true or false")
+
+
+def _blank(note: str | None) -> bool:
+    """No note to read: none, or only spaces and invisible format characters
+    (zero-width space, word joiner, BOM: Unicode category Cf)."""
+    return not any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in note or "")
 
 
 def verdict_needs_form(outcome: str | None, reasons, checklist) -> bool:

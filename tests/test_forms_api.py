@@ -169,6 +169,10 @@ def test_verdicts_are_checked_against_the_form_and_refusals_change_nothing(serve
         ({"outcome": "fail", "note": "n", "reasons": []}, "needs at least one"),
         ({"outcome": "fail", "reasons": ["blur"]}, "requires a note"),
         ({"outcome": "fail", "reasons": ["blur"], "note": "  \n "}, "requires a note"),
+        # Invisible characters (zero-width space, word joiner, BOM) are no note either.
+        ({"outcome": "fail", "reasons": ["blur"], "note": "\u200b"}, "requires a note"),
+        ({"outcome": "fail", "reasons": ["blur"], "note": " \u200b\u2060\ufeff\u3000"},
+         "requires a note"),
         ({"outcome": "fail", "note": "n", "reasons": ["blur", "dent", "blur"]},
          "'blur' is given twice"),
         ({"outcome": "pass", "checklist": {"label": True, "lid": False}},
