@@ -53,7 +53,9 @@ def floor_stats():
      description="Completed tasks per bucket of bucket_s seconds over the last `hours` "
      "(the first bucket starts at or before now - hours, on a multiple of bucket_s; the last "
      "holds now), with passes and fails; from the tasks' completed_at, so the history "
-     "before anyone looked is there. At most 1,440 buckets (422 too_many_buckets).")
+     "before anyone looked is there. hours * 3600 / bucket_s at most 1,440 (422 "
+     "too_many_buckets); the answer has one bucket more when the window does not start on "
+     "a boundary.")
 def completion_buckets(query: CompletionsQuery):
     now = utcnow()
     width = query.bucket_s
