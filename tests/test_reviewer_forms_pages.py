@@ -325,6 +325,25 @@ def test_a_form_given_reasons_while_a_task_is_on_screen_is_read_again_on_refusal
         ("completed", "fail", ["label_missing"], {"label": True, "seal": False})
 
 
+def test_checklist_ids_named_like_object_properties_start_unticked(server, open_page):
+    """Checklist ids are codes of letters, digits and _ . -: "constructor",
+    "toString" and "__proto__" are valid ones and start unticked like any other."""
+    names = ["constructor", "toString", "__proto__", "valueOf", "seal"]
+    new_queue(server, "crates", form={"checklist": [{"id": n, "label": f"Check {n}"}
+                                                     for n in names]})
+    reviewer_with(server, "alice", {"crates": 1})
+    [task] = server.add_tasks([{"name": "Inspect crate 1", "queue": "crates"}])
+    page = login(open_page(), server, "alice", lands_on="/reviewer")
+    shows_task(page, task)
+    expect(page.locator("#checklist input")).to_have_count(len(names))
+    for box in page.locator("#checklist input").all():
+        expect(box).not_to_be_checked()
+    page.locator('#checklist input[data-id="seal"]').check()
+    page.keyboard.press("p")
+    see(page, "#empty-title", "All done for now")
+    assert server.task(task["id"])["checklist"] == {n: n == "seal" for n in names}
+
+
 def test_on_a_phone_the_item_comes_first_and_the_decision_bar_stays(
         start_server, open_page, media):
     listed, other = media

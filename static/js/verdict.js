@@ -27,7 +27,9 @@ export class Verdict {
 
     this.ui.checklistBox.hidden = !checklist.length;
     this.ui.checklist.replaceChildren(...checklist.map((item) => h("label", { class: "check" },
-      h("input", { type: "checkbox", dataset: { id: item.id }, checked: Boolean(keepChecks[item.id]) }),
+      h("input", { type: "checkbox", dataset: { id: item.id },
+        // Own answers only: an id such as "constructor" is not ticked by Object.prototype.
+        checked: Object.hasOwn(keepChecks, item.id) && keepChecks[item.id] === true }),
       h("span", {}, item.label))));
 
     this.ui.reasonsBox.hidden = !reasons.length;
