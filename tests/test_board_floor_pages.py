@@ -374,3 +374,34 @@ def test_people_roles_offered_follow_the_rules_admin_any_supervisor_reviewers(se
     server.create_user("sue", role="supervisor")
     board = login(open_page(), server, "sue", lands_on="/supervisor")
     expect(board.locator("#person-role option")).to_have_text(["Reviewer"])
+
+
+def test_results_pages_shown_stay_when_the_floor_completes_more(server, connect, open_page):
+    """Results past the first page ("Show more") stay on screen when someone
+    completes a task: the new one goes on top; a filter change reads afresh."""
+    server.request("POST", "/users", server.admin_token, expect=201, json={
+        "username": "alice", "password": PASSWORD})
+    token = server.login("alice")["access_token"]
+    tasks = server.add_tasks([{"name": f"Crate {n}"} for n in range(56)])
+    for task in tasks[:55]:
+        held = server.request("PUT", "/availability", token, expect=200,
+                              json={"availability": 1}).json()["task"]
+        assert held["id"] == task["id"]
+        server.request("POST", "/complete_task", token, expect=200,
+                       json={"task_id": held["id"], "outcome": "pass"})
+    done = [t["id"] for t in reversed(tasks[:55])]  # newest completion first
+    server.create_user("sue", role="supervisor")
+    board = login(open_page(), server, "sue", lands_on="/supervisor")
+    results_are(board, done[:50])
+    board.click("#results-more")
+    results_are(board, done)
+    see(board, "#results-summary", "55 completed")
+
+    sock = connect(token)
+    last = sock.task()
+    assert sock.complete(last["id"], "fail")["ok"]
+    results_are(board, [last["id"]] + done)
+    see(board, "#results-summary", "56 completed")
+    # A filter is a new reading: its first page only.
+    board.select_option("#results-outcome", "pass")
+    results_are(board, done[:50])

@@ -56,7 +56,7 @@ function allNames() {
 
 function tasksChanged() {
   scheduleTasks();
-  loadResults();
+  loadResults(false, true);
 }
 
 /**
@@ -290,7 +290,7 @@ function onBoard(snap) {
     + `/${snap.stats.completed_last_hour}`;
   if (state.completedKey !== null && completed !== state.completedKey) {
     scheduleChart();
-    loadResults();
+    loadResults(false, true);
   }
   state.completedKey = completed;
   const peopleKey = JSON.stringify(snap.reviewers.map((r) => [r.id, r.available, r.online,

@@ -15,6 +15,8 @@ const state = {
   cursor: null, // next page of the results shown
   loading: false,
   again: false, // a reload was asked while one ran
+  againLive: null, // ...and every such ask was a live one (a completion on the floor)
+  pages: 0, // pages shown since the last reload from the first
   names: () => new Map(),
   labels: new Map(), // "queue/code" -> the fail reason's label in that queue's form
 };
@@ -88,35 +90,53 @@ function resultRow(task) {
     h("td", { class: "tabular" }, formatClock(task.completed_at)));
 }
 
-/** Read the results again from the first page (`more`: the next page, appended). */
-export async function loadResults(more = false) {
+/** Read the results again from the first page (`more`: the next page, appended).
+ * `live`: a completion on the floor; once "Show more" has added pages, the
+ * newly completed tasks go on top and the pages read stay (a completed task's
+ * row does not change), so the floor's work does not fold them away. */
+export async function loadResults(more = false, live = false) {
   if (state.loading) {
-    if (!more) state.again = true;
+    if (!more) {
+      state.again = true;
+      state.againLive = state.againLive !== false && live;
+    }
     return;
   }
   state.loading = true;
+  const merge = live && !more && state.pages > 1;
   const params = filterQuery();
   if (more && state.cursor) params.set("cursor", state.cursor);
   const error = $("#results-error");
   try {
     const body = await api("GET", `/tasks?${params}`);
     setText(error, "");
-    const rows = (body.tasks || []).map(resultRow);
     const tbody = $("#results tbody");
-    if (more) tbody.append(...rows);
-    else tbody.replaceChildren(...rows);
-    state.cursor = body.next_cursor;
-    $("#results-more").hidden = !body.next_cursor;
+    let cursor = body.next_cursor;
+    if (merge) {
+      const shownIds = new Set([...tbody.children].map((row) => Number(row.dataset.task)));
+      const fresh = (body.tasks || []).filter((task) => !shownIds.has(task.id));
+      tbody.prepend(...fresh.map(resultRow));
+      cursor = state.cursor; // the next page after those read
+    } else {
+      const rows = (body.tasks || []).map(resultRow);
+      if (more) tbody.append(...rows);
+      else tbody.replaceChildren(...rows);
+      state.pages = more ? state.pages + 1 : 1;
+    }
+    state.cursor = cursor;
+    $("#results-more").hidden = !cursor;
     const shown = tbody.children.length;
     $("#results-empty").hidden = shown > 0;
-    setText($("#results-summary"), `${shown}${body.next_cursor ? "+" : ""} completed`);
+    setText($("#results-summary"), `${shown}${cursor ? "+" : ""} completed`);
   } catch (problem) {
     setText(error, `Could not load the results: ${describe(problem)}`);
   } finally {
     state.loading = false;
     if (state.again) {
+      const againLive = state.againLive;
       state.again = false;
-      loadResults();
+      state.againLive = null;
+      loadResults(false, againLive === true);
     }
   }
 }
