@@ -158,7 +158,7 @@ def create(w: Work, specs: list[TaskSpec], actor_id: int | None) -> list[dict]:
     existing = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
-        existing.update((row.external_id, task_dict(row)) for row in w.conn.execute(
+        existing.update((row.external_id, supervised_task_dict(row)) for row in w.conn.execute(
             sa.select(sql.tasks).where(sql.tasks.c.external_id.in_(chunk))))
     rows, places, new_ids = [], [], {}
     for spec in specs:
