@@ -32,8 +32,11 @@ function initReviewerPage() {
     if (!card || !idNode) return;
     if (!label.isConnected) idNode.after(label);
     const id = Number(idNode.textContent.replace("#", ""));
-    label.hidden = card.hidden || kinds.get(id) !== "audit";
-    card.dataset.kind = kinds.get(id) || "";
+    const hide = card.hidden || kinds.get(id) !== "audit";
+    // Only real changes: a write would wake the observer below again.
+    if (label.hidden !== hide) label.hidden = hide;
+    const kind = kinds.get(id) || "";
+    if (card.dataset.kind !== kind) card.dataset.kind = kind;
   };
   onLive("/reviewer", (socket) => {
     socket.on("task-assigned", (data) => {
