@@ -9,7 +9,9 @@ from .board import snapshot
 from .errors import Forbidden, Invalid, NotFound
 from .extensions import db
 from .models import MAX_ID, Role, User
-from .schemas.answers import FloorStats, ReviewerStats
+from .audits import reviewer_figures
+from .clock import iso, utcnow
+from .schemas.answers import FloorStats, ReviewerQualities, ReviewerStats
 from .stats import reviewer_stats
 
 bp = Blueprint("stats", __name__)
@@ -32,6 +34,19 @@ def floor_stats():
         "reviewers": stats["reviewers"],
         "at": board["at"],
     })
+
+
+@bp.get("/stats/reviewers")
+@role_required(Role.SUPERVISOR)
+@api("Reviewers' agreement and gold accuracy", "a supervisor",
+     answers={200: (ReviewerQualities, "every active reviewer, by username")},
+     errors=(401, 403),
+     description="Per reviewer: completed, audits of their work (agreed, disputed, open "
+     "disputes), agreement_rate, gold accuracy, the current audit probability and the last 7 "
+     "days. The sampling rule: docs/api.md, Second reviews and gold tasks.")
+def reviewers_quality():
+    now = utcnow()
+    return jsonify({"reviewers": reviewer_figures(db.session, now), "at": iso(now)})
 
 
 @bp.get("/users/<int:user_id>/stats")
