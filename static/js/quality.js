@@ -15,7 +15,7 @@ import { onLive } from "./live.js";
 import { addQueueField } from "./queues.js";
 import { api, loadSession } from "./session.js";
 
-const DISPUTES_LIMIT = 50;
+const DISPUTES_LIMIT = 100; // the oldest this many are shown
 const REFRESH_DELAY_MS = 400; // board pushes come in bursts: one read after them
 const REFRESH_EVERY_MS = 15000; // and a read now and then, whatever the pushes say
 const SVG = "http://www.w3.org/2000/svg";
@@ -85,15 +85,18 @@ function outcomePill(outcome) {
 
 // --- disputes ------------------------------------------------------------------------
 
-/** The audit of `original`: carried by it, or asked of GET /tasks?review_of=. */
+/**
+ * The audit of `original`: its history names it (the `disputed` event's
+ * detail, or `audit_requested`'s), then GET /tasks/<id>. A completed audit no
+ * longer changes, so it is asked once.
+ */
 async function auditOf(original) {
-  for (const key of ["audit_task", "audited_by", "second_review"]) {
-    const carried = original[key];
-    if (carried && typeof carried === "object" && typeof carried.id === "number") return carried;
-  }
   if (board.audits.has(original.id)) return board.audits.get(original.id);
-  const body = await api("GET", `/tasks?review_of=${original.id}&limit=5`);
-  const audit = (body.tasks || []).find((t) => t.review_of === original.id) || null;
+  const history = await api("GET", `/tasks/${original.id}/history`);
+  const events = (history.events || []).filter((e) => e.detail && typeof e.detail.audit === "number");
+  const named = events.find((e) => e.kind === "disputed") || events[events.length - 1];
+  if (!named) return null;
+  const audit = await api("GET", `/tasks/${named.detail.audit}`);
   if (audit && audit.status === "completed") board.audits.set(original.id, audit);
   return audit;
 }
@@ -163,13 +166,16 @@ function disputeItem(original) {
 function showDisputeCount() {
   const n = board.disputes.size;
   $("#disputes-empty").hidden = n > 0;
-  setText($("#quality-summary"), n ? `${n} open dispute${n === 1 ? "" : "s"}` : "no open disputes");
+  const more = board.moreDisputes ? `+ (the oldest ${n} shown)` : "";
+  setText($("#quality-summary"), n ? `${n}${more} open dispute${n === 1 && !more ? "" : "s"}` : "no open disputes");
   $("#quality-summary").classList.toggle("warn", n > 0);
 }
 
 async function loadDisputes() {
-  const body = await api("GET", `/tasks?audit=disputed&limit=${DISPUTES_LIMIT}`);
-  const originals = (body.tasks || []).filter((t) => t.audit === "disputed");
+  // audit=open: disputed and not resolved yet (finalized_at null).
+  const body = await api("GET", `/tasks?audit=open&limit=${DISPUTES_LIMIT}`);
+  const originals = (body.tasks || []).filter((t) => t.audit === "disputed" && !t.finalized_at);
+  board.moreDisputes = Boolean(body.next_cursor);
   const audits = await Promise.all(originals.map((t) => auditOf(t).catch(() => null)));
   const list = $("#disputes");
   const seen = new Set();
@@ -279,8 +285,6 @@ async function loadQuality() {
     h("td", { class: "num", dataset: { figure: "audit_probability" } }, percent(row.audit_probability)),
     h("td", { class: "trend" }, sparkline(row)))));
   $("#quality-empty").hidden = rowsOf.length > 0;
-  const rule = body.rule || body.sampling_rule || "";
-  setText($("#quality-rule"), rule ? `Audit probability: ${typeof rule === "string" ? rule : JSON.stringify(rule)}` : "");
 }
 
 // --- refreshing ------------------------------------------------------------------------
