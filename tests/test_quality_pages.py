@@ -10,7 +10,8 @@ import re
 from playwright.sync_api import expect
 
 from live import wait_until
-from test_pages_browser import browser, login, open_page, screenshot, see, shows_task  # noqa: F401
+from test_pages_browser import (PHONE, browser, fits_the_width, login, open_page,  # noqa: F401
+                                screenshot, see, shows_task)
 from test_queues_pages import new_queue, reviewer_with, watch_csp
 
 FIRST_NOTE = "hairline crack under the left hinge (first verdict)"
@@ -195,8 +196,10 @@ def test_a_supervisor_sees_a_dispute_and_quality_live_and_resolves_it(
     see(board, f'{bob_row} td[data-figure="agreement_rate"]', "–")
     see(board, f'{bob_row} td[data-figure="audits_done"]', "0")
 
-    board.locator("#quality-card").scroll_into_view_if_needed()
-    board.evaluate("document.querySelector('#quality-card').scrollIntoView({block: 'start'});"
+    board.evaluate("document.querySelector('#gold-form').reset();"
+                   "document.querySelector('#gold-error').textContent = ''")
+    board.evaluate("window.scrollTo(0, document.querySelector('#quality-card').offsetTop"
+                   " - document.querySelector('.topbar').offsetHeight - 12);"
                    "document.querySelector('#toasts').replaceChildren()")
     screenshot(board, "board-quality")
 
@@ -230,3 +233,8 @@ def test_a_supervisor_sees_a_dispute_and_quality_live_and_resolves_it(
                                                  expect=200).json()).count('"disputes_open": 1') == 0,
                what="no open dispute in /stats/reviewers")
     assert board.evaluate("window.__csp") == []
+
+    # On a phone the part fits the width (the table scrolls in its box).
+    phone = login(open_page(PHONE), server, "sue", lands_on="/supervisor")
+    see(phone, '#quality-people tr[data-reviewer="alice"] td[data-figure="audits_done"]', "1")
+    assert fits_the_width(phone)

@@ -109,14 +109,14 @@ function verdictBox(title, task, role) {
   }
   const reasons = Array.isArray(task.reasons) && task.reasons.length
     ? h("p", { class: "small verdict-reasons" }, `Reasons: ${task.reasons.join(", ")}`) : null;
-  box.append(
+  box.append(...[
     h("h4", {}, title, " ", h("span", { class: "muted small tabular" }, `#${task.id}`)),
     h("p", { class: "verdict-line" }, outcomePill(task.outcome), " by ",
       h("strong", { class: "verdict-who" }, who(task.assignee_id)),
       h("span", { class: "muted small" }, task.completed_at ? ` · ${formatClock(task.completed_at)}` : "")),
     reasons,
     h("p", { class: `verdict-note${task.note ? "" : " muted small"}` },
-      task.note ? task.note : "No note."));
+      task.note ? task.note : "No note.")].filter(Boolean));
   return box;
 }
 
@@ -196,7 +196,7 @@ async function loadDisputes() {
       entry.head.replaceChildren(
         h("strong", { class: "tabular" }, `#${original.id}`), " ",
         h("span", { class: "dispute-name" }, original.name),
-        original.queue ? h("span", { class: "muted small" }, ` · ${original.queue}`) : null);
+        h("span", { class: "muted small" }, original.queue ? ` · ${original.queue}` : ""));
       entry.sides.replaceChildren(verdictBox("First verdict", original, "original"),
         verdictBox("Second review", audit, "audit"));
     }
@@ -250,6 +250,8 @@ function sparkline(row) {
     const x = i * 12 + 2;
     const group = document.createElementNS(SVG, "g");
     const agreement = day.agreement_rate;
+    group.append(set(document.createElementNS(SVG, "rect"), { x, y: 2, width: 8, height: height - 2,
+      rx: 1, class: "spark-track" }));
     if (agreement === null || agreement === undefined) {
       group.append(set(document.createElementNS(SVG, "rect"), { x, y: height - 2, width: 8, height: 2,
         class: "spark-none" }));
