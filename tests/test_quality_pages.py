@@ -125,6 +125,8 @@ def test_a_supervisor_sees_a_dispute_and_quality_live_and_resolves_it(
     see(board, ".toast-ok", "Queue doors created.", contains=True)
     queues = server.request("GET", "/queues", server.admin_token, expect=200).json()["queues"]
     assert [q["audit_rate"] for q in queues if q["name"] == "doors"] == [1]
+    see(board, '#queue-tiles li[data-queue="doors"] .queue-audit-rate', "audit rate 100%")
+    expect(board.locator('#queue-tiles li[data-queue="default"] .queue-audit-rate')).to_be_hidden()
     board.click('#queue-tiles li[data-queue="doors"] .queue-edit')
     expect(board.locator("#queue-audit-rate")).to_have_value("1")
     board.fill("#queue-audit-rate", "1.5")

@@ -329,7 +329,8 @@ function onBoard(snap) {
       rate = h("span", { class: "muted small queue-audit-rate" });
       tile.querySelector(".queue-rule")?.after(rate);
     }
-    setText(rate, queue.audit_rate ? `audits at least ${percent(queue.audit_rate)}` : "no audits");
+    setText(rate, queue.audit_rate ? `audit rate ${percent(queue.audit_rate)}` : "");
+    rate.hidden = !queue.audit_rate;
   }
   const key = JSON.stringify([snap.reviewers.map((r) => [r.id, r.completed_count, r.disputes_open,
     r.audit_probability]), snap.stats && snap.stats.completed_last_hour]);
