@@ -2,7 +2,7 @@
 server with real reviewer sockets."""
 from datetime import datetime
 
-from api_support import TASK_FIELDS, assert_error, count
+from api_support import SUPERVISED_TASK_FIELDS, assert_error, count
 
 
 def _patch(server, task_id, body, token=None):
@@ -45,7 +45,7 @@ def test_edits_reach_the_holder_at_once_and_are_recorded(server, connect):
                                            "priority": 4}, sue["token"])
     assert response.status_code == 200, response.text
     edited = response.json()
-    assert set(edited) == TASK_FIELDS
+    assert set(edited) == SUPERVISED_TASK_FIELDS
     assert (edited["name"], edited["payload"], edited["priority"], edited["status"],
             edited["assignee_id"]) == ("lid (recheck)", {"sku": "B"}, 4, "assigned", alice["id"])
     assert edited["deadline"] == task["deadline"]  # untouched fields stay
