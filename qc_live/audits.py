@@ -30,7 +30,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from . import sql
-from .clock import utcnow
+from .clock import iso, utcnow
 from .models import KIND_AUDIT, KIND_REVIEW, Role, Task, TaskStatus, User
 
 PRIOR = 2
@@ -90,7 +90,7 @@ def sampled(conn, row, outcome: str | None, draw=random.random) -> bool:
 
 # --- the figures (GET /stats/reviewers, the board) ------------------------------------
 
-def reviewer_figures(session, now=None) -> list[dict]:
+def reviewer_figures(session, now=None, trend: bool = True) -> list[dict]:
     """Per active reviewer: completed, agreement_rate, gold_accuracy,
     audits_done, disputes_open, audit_probability (at the floor of the
     highest audit_rate among the queues it has skills for; 0 if none is
@@ -127,21 +127,21 @@ def reviewer_figures(session, now=None) -> list[dict]:
             .join(sql.queues, sql.queues.c.name == sql.skills.c.queue)
             .group_by(sql.skills.c.user_id)):
         floors[rid] = float(rate or 0)
-    trend = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    days_of = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
     original = sa.orm.aliased(Task)
-    for rid, audit, at in session.execute(   # audits of their work, by the audit's completion
+    for rid, audit, at in [] if not trend else session.execute(   # audits of their work, by the audit's completion
             sa.select(original.assignee_id, original.audit, Task.completed_at)
             .join(original, original.id == Task.review_of)
             .where(Task.kind == KIND_AUDIT, Task.status == _COMPLETED,
                    Task.completed_at >= first_day, original.audit.is_not(None))):
-        day = trend[rid][at.date().isoformat()]
+        day = days_of[rid][at.date().isoformat()]
         day["audits"] += 1
         day["agreed"] += audit == AGREED
-    for rid, correct, at in session.execute(
+    for rid, correct, at in [] if not trend else session.execute(
             sa.select(Task.assignee_id, Task.outcome == Task.expected_outcome, Task.completed_at)
             .where(Task.status == _COMPLETED, Task.expected_outcome.is_not(None),
                    Task.completed_at >= first_day)):
-        day = trend[rid][at.date().isoformat()]
+        day = days_of[rid][at.date().isoformat()]
         day["gold_done"] += 1
         day["gold_correct"] += bool(correct)
     session.rollback()
@@ -150,7 +150,7 @@ def reviewer_figures(session, now=None) -> list[dict]:
     for rid, name in reviewers:
         a, (gold_done, gold_correct) = audits.get(rid, {}), gold.get(rid, (0, 0))
         agreed, disputed = a.get(AGREED, 0), a.get(DISPUTED, 0)
-        rows.append({
+        row = {
             "id": rid, "username": name, "completed": completed.get(rid, 0),
             "audits_done": agreed + disputed, "agreed": agreed, "disputed": disputed,
             "disputes_open": a.get("open", 0),
@@ -159,9 +159,30 @@ def reviewer_figures(session, now=None) -> list[dict]:
             "gold_accuracy": _rate(gold_correct, gold_done),
             "audit_probability": round(probability(floors[rid], agreed, agreed + disputed,
                                                    gold_correct, gold_done), 4),
-            "trend": [_day(d, trend[rid][d]) if rid in trend else _day(d, {}) for d in days],
-        })
+        }
+        if trend:
+            row["trend"] = [_day(d, days_of[rid][d]) if rid in days_of else _day(d, {})
+                            for d in days]
+        rows.append(row)
     return rows
+
+
+OPEN_DISPUTES_SHOWN = 20
+
+
+def open_disputes(session) -> dict:
+    """The board's disputes: how many are open, and the oldest OPEN_DISPUTES_SHOWN
+    (ix_tasks_audit_created)."""
+    where = (Task.audit == DISPUTED, Task.finalized_at.is_(None))
+    count = session.scalar(sa.select(sa.func.count()).select_from(Task).where(*where))
+    rows = session.execute(
+        sa.select(Task.id, Task.name, Task.queue, Task.assignee_id, Task.outcome,
+                  Task.completed_at).where(*where)
+        .order_by(Task.created_at, Task.id).limit(OPEN_DISPUTES_SHOWN)).all()
+    session.rollback()
+    return {"open": count, "oldest": [
+        {"id": r.id, "name": r.name, "queue": r.queue, "assignee_id": r.assignee_id,
+         "outcome": r.outcome, "completed_at": iso(r.completed_at)} for r in rows]}
 
 
 def _rate(good: int, total: int):

@@ -158,7 +158,7 @@ def create(w: Work, specs: list[TaskSpec], actor_id: int | None) -> list[dict]:
     existing = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
-        existing.update((row.external_id, task_dict(row)) for row in w.conn.execute(
+        existing.update((row.external_id, supervised_task_dict(row)) for row in w.conn.execute(
             sa.select(sql.tasks).where(sql.tasks.c.external_id.in_(chunk))))
     rows, places, new_ids = [], [], {}
     for spec in specs:
@@ -225,20 +225,27 @@ def finish(w: Work, row, outcome: str | None, note: str | None) -> dict:
     review is sampled for an audit (audits.sampled: one audit task, kind
     'audit', review_of this task, which its reviewer never gets) or made
     final at once; an audit settles its original (`_settle`)."""
-    sampled = audits.sampled(w.conn, row, outcome)
-    w.conn.execute(sql.FINISH, {"task_id": row.id, "now": w.now, "outcome": outcome,
-                                "note": note})
-    w.event(row.id, "completed", reviewer_id=row.holder_id,
-            detail={"outcome": outcome} if outcome else None)
+    final_now = row.kind != KIND_AUDIT and not audits.sampled(w.conn, row, outcome)
+    params = {"task_id": row.id, "now": w.now, "outcome": outcome, "note": note}
     changes = dict(status=sql.COMPLETED, holder_id=None, completed_at=w.now,
                    outcome=outcome, note=note)
-    w.announce(outbox.COMPLETED, supervised_task_dict(row, **changes))
-    if row.kind == KIND_AUDIT:
-        _settle(w, row, outcome)
-    elif sampled:
-        _create_audit(w, row)
+    if final_now and w.conn.execute(sql.FINISH_FINAL, params).rowcount == 1:
+        # Final at once, in the same statement (finalized_at was NULL: a
+        # review is completed once).
+        done = supervised_task_dict(row, **changes, final_outcome=outcome, final_note=note,
+                                    finalized_at=w.now)
+        w.announce(outbox.COMPLETED, {**done, "final_outcome": None, "final_note": None,
+                                      "finalized_at": None})
+        w.announce(outbox.FINALIZED, done)
     else:
-        finalize(w, {**row._mapping, **changes}, outcome, note)
+        w.conn.execute(sql.FINISH, params)
+        w.announce(outbox.COMPLETED, supervised_task_dict(row, **changes))
+        if row.kind == KIND_AUDIT:
+            _settle(w, row, outcome)
+        elif not final_now:
+            _create_audit(w, row)
+    w.event(row.id, "completed", reviewer_id=row.holder_id,
+            detail={"outcome": outcome} if outcome else None)
     return task_dict(row, **changes)
 
 

@@ -102,6 +102,13 @@ ASSIGN = (sa.update(tasks).where(tasks.c.id == _p("task_id"))
 FINISH = (sa.update(tasks).where(tasks.c.id == _p("task_id"))
           .values(status=COMPLETED, holder_id=None, completed_at=_p("now"),
                   outcome=_p("outcome"), note=_p("note"), updated_at=_p("now")))
+# The same, and the verdict final at once (not sent to a second review): one
+# statement, guarded like lifecycle.finalize's. :task_id :now :outcome :note
+FINISH_FINAL = (sa.update(tasks).where(tasks.c.id == _p("task_id"), tasks.c.finalized_at.is_(None))
+                .values(status=COMPLETED, holder_id=None, completed_at=_p("now"),
+                        outcome=_p("outcome"), note=_p("note"), updated_at=_p("now"),
+                        final_outcome=_p("outcome"), final_note=_p("note"),
+                        finalized_at=_p("now")))
 # assigned -> pending, keeping created_at (so its place in the queue). :task_id :now
 REQUEUE = (sa.update(tasks).where(tasks.c.id == _p("task_id"))
            .values(status=PENDING, holder_id=None, assignee_id=None, assigned_at=None,

@@ -50,7 +50,11 @@ def test_edits_reach_the_holder_at_once_and_are_recorded(server, connect):
             edited["assignee_id"]) == ("lid (recheck)", {"sku": "B"}, 4, "assigned", alice["id"])
     assert edited["deadline"] == task["deadline"]  # untouched fields stay
     pushed = sock.task()
-    assert pushed == edited  # the holder sees the new version, same id
+    # The holder sees the new version, same id (without the supervisor's fields).
+    assert pushed == {k: v for k, v in edited.items() if k in pushed}
+    assert set(pushed) == SUPERVISED_TASK_FIELDS - {"expected_outcome", "audit",
+                                                    "final_outcome", "final_note",
+                                                    "finalized_at"}
 
     cleared = _patch(server, task["id"], {"deadline": None}, sue["token"]).json()
     assert cleared["deadline"] is None and sock.task()["deadline"] is None
