@@ -152,19 +152,24 @@ def test_a_supervisor_sees_a_dispute_and_quality_live_and_resolves_it(
 
     alice = reviewer_with(server, "alice", {"doors": 1})
     bob = reviewer_with(server, "bob", {"doors": 1})
-    [door] = server.add_tasks({"name": "Door 3 hinge", "queue": "doors", "priority": 5,
-                               "payload": {"door": 3}})
+    door, latch = server.add_tasks([
+        {"name": "Door 3 hinge", "queue": "doors", "priority": 5, "payload": {"door": 3}},
+        {"name": "Door 4 latch", "queue": "doors", "priority": 4, "payload": {"door": 4}}])
     alice_socket = connect(alice["token"])
     assert alice_socket.task()["id"] == door["id"]
     alice_socket.complete(door["id"], "fail", note=FIRST_NOTE)
-    # Her next task is the gold one (the audit of her own work never comes to her).
+    assert alice_socket.task()["id"] == latch["id"]
+    alice_socket.complete(latch["id"], "fail", note="latch sticks")
+    # Her next task is the gold one (the audits of her own work never come to her).
     assert alice_socket.task()["id"] == gold_id
     alice_socket.complete(gold_id, "pass")  # the gold answer is fail
-    audit = audit_of(server, door["id"])
-    assert audit["status"] == "pending"
+    audit, latch_audit = audit_of(server, door["id"]), audit_of(server, latch["id"])
+    assert audit["status"] == latch_audit["status"] == "pending"
     bob_socket = connect(bob["token"])
     assert bob_socket.task()["id"] == audit["id"]
     bob_socket.complete(audit["id"], "pass", note="no crack that I can see")
+    assert bob_socket.task()["id"] == latch_audit["id"]
+    bob_socket.complete(latch_audit["id"], "pass")
 
     # The dispute appears on the open board (no reload), verdicts side by side.
     item = f'#disputes li[data-task="{door["id"]}"]'
@@ -175,6 +180,13 @@ def test_a_supervisor_sees_a_dispute_and_quality_live_and_resolves_it(
     see(board, f'{item} .verdict-box[data-role="audit"] .verdict-who', "bob")
     see(board, f'{item} .verdict-box[data-role="audit"] .verdict-note', "no crack that I can see")
     see(board, f'{item} .dispute-name', "Door 3 hinge")
+    see(board, f'#disputes li[data-task="{latch["id"]}"] .verdict-box[data-role="audit"] .verdict-note',
+        "No note.")
+    see(board, "#quality-summary", "2 open disputes")
+    # Another supervisor resolves one: it leaves this board at the next push.
+    server.request("POST", f"/tasks/{latch['id']}/resolve", server.admin_token, expect=200,
+                   json={"outcome": "fail"})
+    expect(board.locator(f'#disputes li[data-task="{latch["id"]}"]')).to_have_count(0)
     see(board, "#quality-summary", "1 open dispute")
 
     # Each reviewer's quality, as GET /stats/reviewers has it.
@@ -182,18 +194,18 @@ def test_a_supervisor_sees_a_dispute_and_quality_live_and_resolves_it(
     rows = {r["username"]: r for r in (stats["reviewers"] if isinstance(stats, dict) else stats)}
     mine = rows["alice"]
     assert (mine["agreement_rate"], mine["gold_accuracy"], mine["audits_done"],
-            mine["disputes_open"]) == (0, 0, 1, 1)
+            mine["disputes_open"]) == (0, 0, 2, 1)
     row = '#quality-people tr[data-reviewer="alice"]'
     see(board, f'{row} td[data-figure="agreement_rate"]', "0%")
     see(board, f'{row} td[data-figure="gold_accuracy"]', "0%")
-    see(board, f'{row} td[data-figure="audits_done"]', "1")
+    see(board, f'{row} td[data-figure="audits_done"]', "2")
     see(board, f'{row} td[data-figure="disputes_open"]', "1")
     see(board, f'{row} td[data-figure="audit_probability"]',
         f'{round(mine["audit_probability"] * 100)}%')
     assert len(mine["trend"]) == 7
     expect(board.locator(f"{row} svg.sparkline g")).to_have_count(7)
     label = board.locator(f"{row} svg.sparkline").get_attribute("aria-label")
-    assert "agreement 0% of 1" in label and "gold 0% of 1" in label, label
+    assert "agreement 0% of 2" in label and "gold 0% of 1" in label, label
     bob_row = '#quality-people tr[data-reviewer="bob"]'
     see(board, f'{bob_row} td[data-figure="agreement_rate"]', "–")
     see(board, f'{bob_row} td[data-figure="audits_done"]', "0")
@@ -238,5 +250,5 @@ def test_a_supervisor_sees_a_dispute_and_quality_live_and_resolves_it(
 
     # On a phone the part fits the width (the table scrolls in its box).
     phone = login(open_page(PHONE), server, "sue", lands_on="/supervisor")
-    see(phone, '#quality-people tr[data-reviewer="alice"] td[data-figure="audits_done"]', "1")
+    see(phone, '#quality-people tr[data-reviewer="alice"] td[data-figure="audits_done"]', "2")
     assert fits_the_width(phone)

@@ -17,7 +17,7 @@ import { api, loadSession } from "./session.js";
 
 const DISPUTES_LIMIT = 100; // the oldest this many are shown
 const REFRESH_DELAY_MS = 400; // board pushes come in bursts: one read after them
-const REFRESH_EVERY_MS = 15000; // and a read now and then, whatever the pushes say
+const REFRESH_EVERY_MS = 15000; // and a read now and then (the trend's days move), whatever the pushes say
 const SVG = "http://www.w3.org/2000/svg";
 
 // --- the reviewer page ------------------------------------------------------------
@@ -317,7 +317,8 @@ function refreshSoon() {
   board.timer = setTimeout(refresh, REFRESH_DELAY_MS);
 }
 
-/** A board push: names, the queue tiles' audit rates, and a refresh when completions or disputes moved. */
+/** A board push: names, the queue tiles' audit rates, and a refresh when completions or disputes moved
+ * (the lists themselves come from REST: the snapshot names only the oldest disputes). */
 function onBoard(snap) {
   if (!snap || !Array.isArray(snap.reviewers)) return;
   board.names = new Map(snap.reviewers.map((r) => [r.id, r.username]));
@@ -332,8 +333,9 @@ function onBoard(snap) {
     setText(rate, queue.audit_rate ? `audit rate ${percent(queue.audit_rate)}` : "");
     rate.hidden = !queue.audit_rate;
   }
+  // `disputes` ({open, oldest}) moves when one is opened or resolved, by anyone.
   const key = JSON.stringify([snap.reviewers.map((r) => [r.id, r.completed_count, r.disputes_open,
-    r.audit_probability]), snap.stats && snap.stats.completed_last_hour]);
+    r.audit_probability]), snap.stats && snap.stats.completed_last_hour, snap.disputes]);
   if (key !== board.key) {
     board.key = key;
     refreshSoon();
