@@ -141,7 +141,8 @@ def _after_batch(outcome) -> None:
      errors=(400, 401, 403, 409, 413, 422, 503),
      description="UTF-8 CSV with a header row: name (required), priority, deadline, "
      "external_id, payload (a JSON object), queue (an existing queue: unknown_queue for the "
-     "row otherwise; default: default); an empty cell means not given. Every row is "
+     "row otherwise; default: default), expected_outcome (pass or fail: a gold task); an "
+     "empty cell means not given. Every row is "
      "checked first: with any bad row nothing is imported (400/422 invalid_tasks listing "
      "the rows), unless skip_invalid=1, which imports the valid rows and lists the skipped "
      "ones. Rows are created in batches of 1,000 (each a transaction, dispatched at once). "

@@ -28,6 +28,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
 from . import sql
 from .clock import iso, utcnow
@@ -97,7 +98,8 @@ def reviewer_figures(session, now=None, trend: bool = True) -> list[dict]:
     audited) and `trend`: the last TREND_DAYS UTC days, oldest first, each
     {"day", "audits", "agreed", "agreement_rate", "gold_done", "gold_correct",
     "gold_accuracy"} by when the check happened (the audit's or the gold
-    task's completion)."""
+    task's completion). `trend=False` (the board): without `trend`, and
+    `completed` left at 0 (the board counts completions itself)."""
     now = now or utcnow()
     first_day = (now - timedelta(days=TREND_DAYS - 1)).replace(hour=0, minute=0, second=0,
                                                                microsecond=0)
@@ -105,7 +107,7 @@ def reviewer_figures(session, now=None, trend: bool = True) -> list[dict]:
         sa.select(User.id, User.username).where(User.role == Role.REVIEWER.value,
                                                 User.active.is_(True))
         .order_by(User.username)).all()
-    completed = dict(session.execute(
+    completed = {} if not trend else dict(session.execute(  # the board has its own count
         sa.select(Task.assignee_id, sa.func.count()).where(Task.status == _COMPLETED)
         .group_by(Task.assignee_id)).all())
     audits = defaultdict(lambda: defaultdict(int))
@@ -127,23 +129,7 @@ def reviewer_figures(session, now=None, trend: bool = True) -> list[dict]:
             .join(sql.queues, sql.queues.c.name == sql.skills.c.queue)
             .group_by(sql.skills.c.user_id)):
         floors[rid] = float(rate or 0)
-    days_of = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
-    original = sa.orm.aliased(Task)
-    for rid, audit, at in [] if not trend else session.execute(   # audits of their work, by the audit's completion
-            sa.select(original.assignee_id, original.audit, Task.completed_at)
-            .join(original, original.id == Task.review_of)
-            .where(Task.kind == KIND_AUDIT, Task.status == _COMPLETED,
-                   Task.completed_at >= first_day, original.audit.is_not(None))):
-        day = days_of[rid][at.date().isoformat()]
-        day["audits"] += 1
-        day["agreed"] += audit == AGREED
-    for rid, correct, at in [] if not trend else session.execute(
-            sa.select(Task.assignee_id, Task.outcome == Task.expected_outcome, Task.completed_at)
-            .where(Task.status == _COMPLETED, Task.expected_outcome.is_not(None),
-                   Task.completed_at >= first_day)):
-        day = days_of[rid][at.date().isoformat()]
-        day["gold_done"] += 1
-        day["gold_correct"] += bool(correct)
+    days_of = _trend(session, first_day) if trend else {}
     session.rollback()
     days = [(first_day + timedelta(days=i)).date().isoformat() for i in range(TREND_DAYS)]
     rows = []
@@ -183,6 +169,29 @@ def open_disputes(session) -> dict:
     return {"open": count, "oldest": [
         {"id": r.id, "name": r.name, "queue": r.queue, "assignee_id": r.assignee_id,
          "outcome": r.outcome, "completed_at": iso(r.completed_at)} for r in rows]}
+
+
+def _trend(session, first_day) -> dict:
+    """{reviewer: {day: counts}} since `first_day`: audits of their work by
+    the audit's completion, gold tasks by their own."""
+    days_of = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    original = aliased(Task)
+    for rid, audit, at in session.execute(
+            sa.select(original.assignee_id, original.audit, Task.completed_at)
+            .join(original, original.id == Task.review_of)
+            .where(Task.kind == KIND_AUDIT, Task.status == _COMPLETED,
+                   Task.completed_at >= first_day, original.audit.is_not(None))):
+        day = days_of[rid][at.date().isoformat()]
+        day["audits"] += 1
+        day["agreed"] += audit == AGREED
+    for rid, correct, at in session.execute(
+            sa.select(Task.assignee_id, Task.outcome == Task.expected_outcome, Task.completed_at)
+            .where(Task.status == _COMPLETED, Task.expected_outcome.is_not(None),
+                   Task.completed_at >= first_day)):
+        day = days_of[rid][at.date().isoformat()]
+        day["gold_done"] += 1
+        day["gold_correct"] += bool(correct)
+    return days_of
 
 
 def _rate(good: int, total: int):

@@ -8,6 +8,15 @@
     pending|assigned --edit--> the same status, new name/payload/priority/deadline
     pending --edit--> pending, in another queue (keeping created_at)
 
+Second reviews (audits.py decides who and how often): `finish` of a review
+either makes its verdict final at once or creates its audit task (kind
+'audit', review_of the original, not for the original's reviewer); `finish`
+of an audit marks the original agreed (final) or disputed; `resolve` settles
+a dispute; an audit cancelled or expired leaves the original's verdict
+final. `finalize` is the one place a verdict becomes final, and writes
+task.finalized only if its guarded UPDATE (finalized_at IS NULL) changed
+the row: exactly once.
+
 Each edge is a function over a `Work` (one write transaction): it writes the
 task's row, records its event in the history (`task_events`, written once per
 transaction, before the commit) and returns the task as the wire's task
@@ -18,7 +27,7 @@ when; `run` gives them the transaction.
 
 Invariants the database keeps whatever this code does: `holder_id` is UNIQUE
 (a reviewer holds at most one task) and is one column (a task has at most one
-holder). This module keeps the rest: `holder_id` is set exactly while the
+holder); `review_of` is UNIQUE (one audit per original). This module keeps the rest: `holder_id` is set exactly while the
 task is assigned, then equal to `assignee_id`; a final status never changes.
 """
 from dataclasses import dataclass
