@@ -9,7 +9,7 @@ an answer has reached the reviewer: that is its acknowledgement.
 from flask import Blueprint, jsonify
 from flask_jwt_extended import current_user
 
-from . import metrics, presence, state
+from . import forms, metrics, presence, state
 from .auth import role_required
 from .errors import Forbidden
 from .extensions import db
@@ -23,30 +23,38 @@ bp = Blueprint("reviewer_api", __name__)
 
 @bp.get("/me/task")
 @role_required(Role.REVIEWER, exact=True)
-@api("The task you hold", "a reviewer", answers={200: (HeldTask, "the task or null")},
+@api("The task you hold", "a reviewer",
+     answers={200: (HeldTask, "the task or null, and the form of its queue")},
      errors=(401, 403))
 def my_task():
-    return jsonify({"task": state.dispatcher().my_task(db.session, current_user.id)})
+    return jsonify(state.dispatcher().my_task(db.session, current_user.id))
 
 
 @bp.post("/complete_task")
 @role_required(Role.REVIEWER, exact=True)
 @api("Complete your task", "a reviewer, for its own task", body=Completion,
-     answers={200: (Completed, "the completed and the next task")},
-     errors=(401, 403, 404, 409))
+     answers={200: (Completed, "the completed and the next task, and the next task's form")},
+     errors=(401, 403, 404, 409, 422),
+     description="reasons and checklist are checked against the form of the task's queue as "
+     "it is at completion: 422 invalid_verdict, and nothing changes (the task stays yours).")
 def complete_task(body: Completion):
     started = metrics.clock()
     task_id, outcome, note, user_id = body.task_id, body.outcome, body.note, body.user_id
     if user_id is not None and user_id != current_user.id:
         raise Forbidden("reviewers complete their own tasks only", code="not_your_task")
     result = state.dispatcher().complete(db.session, current_user.id, task_id, outcome, note,
-                                         over_rest=True)
+                                         over_rest=True, reasons=body.reasons,
+                                         checklist=body.checklist)
     metrics.completed("rest", outcome, result, started)
     state.notifier().push(result)
     nxt = result.value["next_task"]
     message = (f"task {task_id} completed; next task {nxt['id']} assigned" if nxt
                else f"task {task_id} completed; no task is pending")
-    return jsonify({"message": message, **result.value})
+    try:
+        next_form = forms.form_of(db.session, nxt["queue"]) if nxt else None
+    finally:
+        db.session.rollback()
+    return jsonify({"message": message, **result.value, "next_form": next_form})
 
 
 @bp.put("/availability")

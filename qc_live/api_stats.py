@@ -1,4 +1,6 @@
 """Throughput figures over REST: GET /stats (the floor) and GET /users/<id>/stats."""
+from datetime import datetime, timedelta
+
 from flask import Blueprint, jsonify
 from flask_jwt_extended import current_user
 
@@ -11,10 +13,12 @@ from .extensions import db
 from .models import MAX_ID, Role, User
 from .audits import reviewer_figures
 from .clock import iso, utcnow
-from .schemas.answers import FloorStats, ReviewerQualities, ReviewerStats
-from .stats import reviewer_stats
+from .schemas.answers import Completions, FloorStats, ReviewerQualities, ReviewerStats
+from .schemas.requests import CompletionsQuery
+from .stats import completions, fail_reasons, reviewer_stats
 
 bp = Blueprint("stats", __name__)
+EPOCH = datetime(1970, 1, 1)
 
 
 @bp.get("/stats")
@@ -25,15 +29,40 @@ def floor_stats():
     """The board's queue figures and per-reviewer stats, without the live
     reviewer list: {"queue": {pending, assigned, by_priority,
     oldest_pending_age_s, completed_last_hour, median_handle_s},
-    "reviewers": [...], "at"}."""
+    "reviewers": [... with fail_reasons], "fail_reasons": {queue: {code: n}},
+    "at"}."""
     board = snapshot(db.session, state.config())
     stats = board["stats"]
+    try:
+        by_queue, by_reviewer = fail_reasons(db.session)
+    finally:
+        db.session.rollback()
     return jsonify({
         "queue": {**board["queue"], "completed_last_hour": stats["completed_last_hour"],
                   "median_handle_s": stats["median_handle_s"]},
-        "reviewers": stats["reviewers"],
+        "reviewers": [{**r, "fail_reasons": by_reviewer.get(r["id"], {})}
+                      for r in stats["reviewers"]],
+        "fail_reasons": by_queue,
         "at": board["at"],
     })
+
+
+@bp.get("/stats/completions")
+@role_required(Role.SUPERVISOR)
+@api("Completions per time bucket", "a supervisor", query=CompletionsQuery,
+     answers={200: (Completions, "the buckets")}, errors=(401, 403),
+     description="Completed tasks per bucket of bucket_s seconds over the last `hours` "
+     "(the first bucket starts at or before now - hours, on a multiple of bucket_s; the last "
+     "holds now), with passes and fails; from the tasks' completed_at, so the history "
+     "before anyone looked is there. At most 1,440 buckets (422 too_many_buckets).")
+def completion_buckets(query: CompletionsQuery):
+    now = utcnow()
+    width = query.bucket_s
+    epoch_s = int((now - EPOCH).total_seconds())
+    since = EPOCH + timedelta(seconds=(epoch_s - query.hours * 3600) // width * width)
+    buckets = completions(db.session, since, now, width)
+    return jsonify({"hours": query.hours, "bucket_s": width, "at": iso(now),
+                    "buckets": [{**b, "start": iso(b["start"])} for b in buckets]})
 
 
 @bp.get("/stats/reviewers")
@@ -62,6 +91,6 @@ def user_stats(user_id: int):
         raise NotFound(f"user {user_id} does not exist", code="user_not_found")
     if user.role != Role.REVIEWER.value:
         raise Invalid(f"user {user_id} is not a reviewer", code="not_a_reviewer")
-    rows = reviewer_stats(db.session, user_id)
+    rows = reviewer_stats(db.session, user_id, with_reasons=True)
     db.session.rollback()
     return jsonify(rows[0])

@@ -78,7 +78,10 @@ def _create_in_batches(specs, cfg):
 @api("List tasks", "a supervisor", query=TaskListing, errors=(401, 403),
      answers={200: (TaskPage, "one page and the cursor of the next")},
      description="Keyset pagination: pass next_cursor back as `cursor` (with the same "
-     "order_by) until it is null. Unknown parameters are 400.")
+     "order_by) until it is null. Unknown parameters are 400. The results view: "
+     "order_by=-completed_at (newest completion first; tasks never completed are not listed) "
+     "with outcome, completed_after (inclusive), completed_before (exclusive). q: the task "
+     "with that external_id, and tasks whose name begins with q.")
 def get_tasks(query: TaskListing):
     """A page of tasks; see listing.py for the orders and the cursor."""
     tasks, next_cursor = list_tasks(db.session, query.task_query())
@@ -100,7 +103,7 @@ def get_tasks(query: TaskListing):
 def export_tasks(query: TaskExport):
     chosen = export.ExportQuery(statuses=tuple(query.status), assignee_id=query.assignee_id,
                                 priority=query.priority, queue=query.queue,
-                                completed_after=query.completed_after,
+                                outcome=query.outcome, completed_after=query.completed_after,
                                 completed_before=query.completed_before)
     body = stream_with_context(export.stream(db.session, chosen, query.format))
     return Response(body, mimetype=None, content_type=export.MEDIA_TYPES[query.format],

@@ -10,9 +10,11 @@ gevent must monkey-patch before anything else is imported, and hands it to
 eventlet or gevent at all.
 """
 import os
+import re
 import secrets
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
@@ -103,6 +105,9 @@ class Config:
     webhook_retry_seconds: float = 1.0
     webhook_give_up_seconds: float = 24 * 3600.0
     webhook_refuse_private: bool = False
+    # Origins the reviewer page may show images and frames from (its CSP's
+    # img-src and frame-src); anything else is a placeholder on the page.
+    media_origins: tuple[str, ...] = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -158,6 +163,46 @@ def _persistent_secret(instance: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
     return key
+
+
+_HOST = re.compile(r"^([a-z0-9-]+\.)*[a-z0-9-]+\.?$|^[0-9a-f:.]*:[0-9a-f:.]*$", re.IGNORECASE)
+
+
+def _media_origins(raw: str) -> tuple[str, ...]:
+    """QC_MEDIA_ORIGINS: space-separated origins, each `http(s)://host[:port]`
+    as a browser writes it (lower case, no default port), since the page
+    compares them with `new URL(src).origin` and the CSP lists them as given."""
+    origins = []
+    for item in raw.split():
+        problem = None
+        try:
+            parts = urlsplit(item)
+            port = parts.port
+        except ValueError:
+            parts, port, problem = None, None, "not a URL"
+        if problem is None and parts.scheme.lower() not in ("http", "https"):
+            problem = "the scheme must be http or https"
+        elif problem is None and not parts.hostname:
+            problem = "no host"
+        elif problem is None and (parts.username is not None or parts.password is not None):
+            problem = "no user or password allowed"
+        elif problem is None and (parts.path not in ("", "/") or parts.query
+                                  or parts.fragment or item.endswith(("?", "#"))):
+            problem = "an origin has no path, query or fragment"
+        elif problem is None and not _HOST.match(parts.hostname):
+            problem = "the host is letters, digits, dots and dashes (punycode), or [IPv6]"
+        if problem:
+            raise ConfigError(f"QC_MEDIA_ORIGINS: {item!r} is not an origin like "
+                              f"https://cdn.example.com or http://127.0.0.1:8081 ({problem})")
+        scheme = parts.scheme.lower()
+        host = parts.hostname.lower()
+        if ":" in host:
+            host = f"[{host}]"  # IPv6
+        default = {"http": 80, "https": 443}[scheme]
+        origin = f"{scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+        if origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
 
 
 _ACCESS_LOG_MODES = {"": "off", "0": "off", "1": "on", "all": "all"}
@@ -242,4 +287,5 @@ def from_env(environ=None) -> Config:
         webhook_retry_seconds=_positive(env, "QC_WEBHOOK_RETRY_SECONDS", 1.0),
         webhook_give_up_seconds=_number(env, "QC_WEBHOOK_GIVE_UP_SECONDS", 24 * 3600.0),
         webhook_refuse_private=_flag(env, "QC_WEBHOOK_REFUSE_PRIVATE", production),
+        media_origins=_media_origins(env.get("QC_MEDIA_ORIGINS", "")),
     )

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from . import sql
 from .clock import ago, iso
 from .extensions import socketio
+from .forms import forms_of
 from .lifecycle import task_dict
 from .presence import REVIEWER_NAMESPACE
 
@@ -130,29 +131,31 @@ class Offers:
         self.deliveries.acknowledged(offer)
         self.acks.add(offer.task_id, offer.reviewer_id)
 
-    def send(self, task: dict, reviewer_id: int, sids: list[str]) -> None:
-        """`task-assigned` to each of these sockets, wherever they are
-        connected, each asking for the ack; the first ack marks the task
-        acknowledged. With a message queue, the process holding each socket
-        records the delivery when the copy reaches it (OfferAwareQueue);
-        alone, this one does."""
+    def send(self, task: dict, reviewer_id: int, sids: list[str],
+             form: dict | None = None) -> None:
+        """`task-assigned` ({"task", "form": its queue's form or null}) to
+        each of these sockets, wherever they are connected, each asking for
+        the ack; the first ack marks the task acknowledged. With a message
+        queue, the process holding each socket records the delivery when the
+        copy reaches it (OfferAwareQueue); alone, this one does."""
         offer = Offer.of(task, reviewer_id)
         on_ack = partial(self.acknowledged, offer)
         alone = not isinstance(socketio.server.manager, OfferAwareQueue)
         for sid in sids:
             if alone:
                 self.deliveries.first_copy(offer, sid, task)
-            socketio.emit("task-assigned", {"task": task}, to=sid,
+            socketio.emit("task-assigned", {"task": task, "form": form}, to=sid,
                           namespace=REVIEWER_NAMESPACE, callback=on_ack)
 
-    def resend(self, task: dict, reviewer_id: int, sids: list[str]) -> None:
+    def resend(self, task: dict, reviewer_id: int, sids: list[str],
+               form: dict | None = None) -> None:
         """Offer the task again to these sockets of this process, directly,
         not through the message queue."""
         offer = Offer.of(task, reviewer_id)
         on_ack = partial(self.acknowledged, offer)
         for sid in sids:
             if self.deliveries.first_copy(offer, sid, task):
-                socketio.emit("task-assigned", {"task": task}, to=sid,
+                socketio.emit("task-assigned", {"task": task, "form": form}, to=sid,
                               namespace=REVIEWER_NAMESPACE, callback=on_ack, ignore_queue=True)
 
     def follow_up(self, session, local_sockets: dict) -> list[tuple]:
@@ -198,9 +201,12 @@ class Offers:
         return overdue
 
     def _resend_all(self, session, resend: dict) -> None:
-        rows = session.execute(sa.select(sql.tasks).where(
-            sql.tasks.c.id.in_([offer.task_id for offer in resend]))).all()
-        session.rollback()  # nothing may stay open across emits
+        try:
+            rows = session.execute(sa.select(sql.tasks).where(
+                sql.tasks.c.id.in_([offer.task_id for offer in resend]))).all()
+            found = forms_of(session, [row.queue for row in rows])
+        finally:
+            session.rollback()  # nothing may stay open across emits
         tasks = {row.id: task_dict(row) for row in rows}
         for offer, sids in resend.items():
             task = tasks.get(offer.task_id)
@@ -208,7 +214,7 @@ class Offers:
             if task is not None and task["status"] == sql.ASSIGNED \
                     and task["assignee_id"] == offer.reviewer_id \
                     and task["assigned_at"] == offer.assigned_at:
-                self.resend(task, offer.reviewer_id, sids)
+                self.resend(task, offer.reviewer_id, sids, found.get(task["queue"]))
 
 
 class OfferAwareQueue:

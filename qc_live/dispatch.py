@@ -16,7 +16,7 @@ second task for one reviewer whatever the code does.
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from . import acks, database, lifecycle, presence, queue, routing, sql
+from . import acks, database, forms, lifecycle, presence, queue, routing, sql
 from .errors import Conflict, Forbidden, Invalid, NotFound, QCError
 from .lifecycle import ASSIGNED, PENDING, TaskSpec, Work, lock_reviewer, task_dict
 from .models import KIND_AUDIT, Role, TaskEvent, supervised_task_dict
@@ -65,11 +65,14 @@ class Dispatcher:
         return lifecycle.run(session, work)
 
     def complete(self, session, reviewer_id: int, task_id: int, outcome: str | None = None,
-                 note: str | None = None, over_rest: bool = False) -> Outcome:
+                 note: str | None = None, over_rest: bool = False, reasons: list | None = None,
+                 checklist: dict | None = None) -> Outcome:
         """The reviewer finished its task; in the same transaction it claims the
         next. Outcome.value: {"task": the completed task, "next_task": the next
         or None}. Refusals: NotFound, Forbidden (never the reviewer's), Conflict
-        (no longer the reviewer's, or no longer assigned).
+        (no longer the reviewer's, or no longer assigned), Invalid
+        `invalid_verdict` (`reasons`, `checklist`, `note` against the queue's
+        form: lifecycle.finish).
 
         `over_rest`: the call came over HTTP (POST /complete_task), whose answer
         carries the next task: the reviewer counts as seen (its grace period
@@ -90,9 +93,10 @@ class Dispatcher:
             if row.kind == KIND_AUDIT and outcome is None:
                 raise Invalid(f"task {task_id} is a second review: give an outcome",
                               code="outcome_required")
+            # finish refuses an invalid verdict before it writes anything
+            done = lifecycle.finish(w, row, outcome, note, reasons, checklist)
             if over_rest:
                 presence.seen_over_rest(w.session, reviewer_id, self.lease_seconds)
-            done = lifecycle.finish(w, row, outcome, note)
             assigned = self._claim(w, reviewer_id) if queue.can_work(reviewer) else None
             if assigned is not None:
                 if over_rest:
@@ -139,16 +143,17 @@ class Dispatcher:
                            [] if held is not None else [assigned])
         return lifecycle.run(session, work)
 
-    def my_task(self, session, reviewer_id: int) -> dict | None:
-        """GET /me/task: the held task, if any; the reviewer counts as seen and
-        the task, now in its hands, as acknowledged (one transaction)."""
+    def my_task(self, session, reviewer_id: int) -> dict:
+        """GET /me/task: {"task": the held task or None, "form": its queue's
+        form or None}; the reviewer counts as seen and the task, now in its
+        hands, as acknowledged (one transaction)."""
         def work(w: Work):
             presence.seen_over_rest(w.session, reviewer_id, self.lease_seconds)
             held = lifecycle.held_task(w, reviewer_id)
             if held is None:
-                return None
+                return {"task": None, "form": None}
             acks.record(w, [(held.id, reviewer_id)])
-            return task_dict(held)
+            return {"task": task_dict(held), "form": forms.form_of(w.conn, held.queue)}
         return lifecycle.run(session, work)
 
     def _claim(self, w: Work, reviewer_id: int) -> Assigned | None:

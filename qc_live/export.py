@@ -10,7 +10,8 @@ event loop runs between pages. The filters are those of GET /tasks
 (listing.py) and the completion window; a task is in the export as it was
 when its page was read (a live view, like the listing).
 
-CSV is UTF-8 with a header row, written by the csv module. A text cell that
+CSV is UTF-8 with a header row, written by the csv module; `reasons` is
+the codes joined by ";", `checklist` and `payload` are JSON text. A text cell that
 a spreadsheet would take for a formula (it begins with =, +, -, @, a tab or
 a carriage return) gets a leading single quote, as OWASP's "CSV Injection"
 advises; numbers and timestamps are written as such.
@@ -29,11 +30,12 @@ from .models import Task, supervised_task_dict as task_dict
 
 PAGE = 1000
 COLUMNS = ("id", "external_id", "name", "queue", "status", "priority", "assignee_id", "created_at",
-           "assigned_at", "completed_at", "deadline", "outcome", "note", "payload", "kind",
-           "review_of", "expected_outcome", "audit", "final_outcome", "final_note",
-           "finalized_at")
+           "assigned_at", "completed_at", "deadline", "outcome", "note", "reasons", "checklist",
+           "payload", "kind", "review_of", "expected_outcome", "audit", "final_outcome",
+           "final_note", "finalized_at")
 # Text cells a spreadsheet could run: neutralised (numbers are not text cells).
-TEXT_COLUMNS = frozenset({"external_id", "name", "queue", "note", "payload", "final_note"})
+TEXT_COLUMNS = frozenset({"external_id", "name", "queue", "note", "reasons", "checklist",
+                          "payload", "final_note"})
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 
@@ -44,18 +46,16 @@ class ExportQuery:
     assignee_id: int | None = None
     priority: int | None = None
     queue: str | None = None
+    outcome: str | None = None
     completed_after: datetime | None = None
     completed_before: datetime | None = None
+    q: str | None = None
 
 
 def _filters(query: ExportQuery) -> list:
     found = filters_of(query)
     if query.statuses:
         found.append(Task.status.in_(query.statuses))
-    if query.completed_after is not None:
-        found.append(Task.completed_at >= query.completed_after)
-    if query.completed_before is not None:
-        found.append(Task.completed_at < query.completed_before)
     return found
 
 
@@ -91,7 +91,9 @@ def _csv_cells(task: dict) -> list:
     cells = []
     for column in COLUMNS:
         value = task[column]
-        if column == "payload":
+        if column == "reasons" and value is not None:
+            value = ";".join(value)  # codes: letters, digits and _ . - (forms.CODE)
+        elif column in ("payload", "checklist") and value is not None:
             value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         if value is None:
             cells.append("")

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import current_app
 
-from . import audits, outbox, sql
+from . import audits, forms, outbox, sql
 from .clock import utcnow
 from .database import is_sqlite, run_write
 from .errors import Conflict, NotFound
@@ -228,16 +228,32 @@ def assign(w: Work, pairs: list[tuple[int, object]], actor_id: int | None = None
             for reviewer_id, row in pairs]
 
 
-def finish(w: Work, row, outcome: str | None, note: str | None) -> dict:
+def finish(w: Work, row, outcome: str | None, note: str | None, reasons: list | None = None,
+           checklist: dict | None = None) -> dict:
     """assigned -> completed, with the reviewer's verdict. The reviewer stays
-    its assignee (the record of who did it). In the same transaction: a
-    review is sampled for an audit (audits.sampled: one audit task, kind
-    'audit', review_of this task, which its reviewer never gets) or made
-    final at once; an audit settles its original (`_settle`)."""
+    its assignee (the record of who did it).
+
+    The verdict is checked first against the form of the task's queue as
+    this transaction reads it (forms.check_verdict; Invalid
+    `invalid_verdict`, nothing written). No lock on the queue: a form
+    changed after the read and committed first orders this completion
+    before the change, which is what it then was. A pass without reasons
+    or checklist is valid whatever the form, so it reads nothing. Empty
+    reasons or checklist are stored as not given (null).
+
+    In the same transaction: a review is sampled for an audit
+    (audits.sampled: one audit task, kind 'audit', review_of this task,
+    which its reviewer never gets) or made final at once; an audit settles
+    its original (`_settle`)."""
+    reasons, checklist = reasons or None, checklist or None
+    if forms.verdict_needs_form(outcome, reasons, checklist):
+        forms.check_verdict(forms.form_of(w.conn, row.queue), outcome, note, reasons,
+                            checklist)
     final_now = row.kind != KIND_AUDIT and not audits.sampled(w.conn, row, outcome)
-    params = {"task_id": row.id, "now": w.now, "outcome": outcome, "note": note}
+    params = {"task_id": row.id, "now": w.now, "outcome": outcome, "note": note,
+              "reasons": reasons, "checklist": checklist}
     changes = dict(status=sql.COMPLETED, holder_id=None, completed_at=w.now,
-                   outcome=outcome, note=note)
+                   outcome=outcome, note=note, reasons=reasons, checklist=checklist)
     if final_now and w.conn.execute(sql.FINISH_FINAL, params).rowcount == 1:
         # Final at once, in the same statement (finalized_at was NULL: a
         # review is completed once).
@@ -253,10 +269,10 @@ def finish(w: Work, row, outcome: str | None, note: str | None) -> dict:
             _settle(w, row, outcome)
         elif not final_now:
             _create_audit(w, row)
-    w.event(row.id, "completed", reviewer_id=row.holder_id,
-            detail={"outcome": outcome} if outcome else None)
+    detail = {key: value for key, value in (("outcome", outcome), ("reasons", reasons),
+                                            ("checklist", checklist)) if value is not None}
+    w.event(row.id, "completed", reviewer_id=row.holder_id, detail=detail or None)
     return task_dict(row, **changes)
-
 
 def _create_audit(w: Work, row) -> int:
     """The audit of a review just completed: the same item (name, payload,

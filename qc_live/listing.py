@@ -1,4 +1,4 @@
-"""GET /tasks: filters, four orders and keyset cursors — fast at millions of rows.
+"""GET /tasks: filters, five orders and keyset cursors — fast at millions of rows.
 
 No OFFSET anywhere: a cursor names the last row shown (its sort key and id),
 and the next page starts right after it. Each page is a handful of index range
@@ -31,6 +31,13 @@ ix_tasks_queue_head (queue, status, priority desc, created_at, id) and
 ix_tasks_queue_created (status, queue, created_at, id); by deadline, the
 status's deadline index, filtered. Both databases append
 the primary key to a secondary index, which gives the id tie-break for free.
+`-completed_at` (the results view) -> ix_tasks_completed (status,
+completed_at) whatever the other filters: the completion window
+(`completed_after`, `completed_before`) is then the index range itself, and
+`queue`, `outcome`, `assignee_id` are checked on the rows of that range.
+`q` (search) is external_id exactly or a name prefix, checked on the rows of
+the order's index range: there is no index on name (one is a migration away),
+so a search for a rare name reads that range to its end.
 MariaDB is told which index to use (see `_sort_keys`); SQLite finds it alone.
 (SQLAlchemy's SQLite dialect writes `LIMIT ? OFFSET ?` with 0: nothing skipped.)
 
@@ -79,6 +86,9 @@ ORDERS = {
     # Earliest deadline first; tasks without a deadline last, oldest first.
     "deadline": (Phase((Key(Task.deadline, kind=datetime), ID), Task.deadline.is_not(None)),
                  Phase((ID,), Task.deadline.is_(None))),
+    # Results: the latest completion first; tasks never completed are not listed.
+    "-completed_at": (Phase((Key(Task.completed_at, True, datetime), Key(Task.id, True)),
+                            Task.completed_at.is_not(None)),),
 }
 DEFAULT_ORDER = "created_at"
 STATUSES = tuple(s.value for s in TaskStatus)
@@ -90,6 +100,10 @@ class TaskQuery:
     assignee_id: int | None = None
     priority: int | None = None
     queue: str | None = None
+    outcome: str | None = None
+    completed_after: datetime | None = None  # inclusive
+    completed_before: datetime | None = None  # exclusive
+    q: str | None = None  # external_id exactly, or a name prefix
     order_by: str = DEFAULT_ORDER
     limit: int = 50
     after: tuple | None = None  # (phase index, key values), from the cursor
@@ -183,11 +197,13 @@ def _parts(phases, after):
 
 def _index(query: TaskQuery) -> str:
     """The index that serves this listing (see the module docstring)."""
+    if query.order_by == "-completed_at":
+        return "ix_tasks_completed"
     by = "deadline" if query.order_by == "deadline" else \
         "priority" if query.order_by == "priority" or query.priority is not None else "created"
     if query.assignee_id is not None:
         return f"ix_tasks_assignee_{by}"
-    if getattr(query, "audit", None) is not None:
+    if getattr(query, "audit", None) is not None and by == "created":
         return "ix_tasks_audit_created"
     if query.queue is not None and by != "deadline":
         return "ix_tasks_queue_head" if by == "priority" else "ix_tasks_queue_created"
@@ -197,9 +213,14 @@ def _index(query: TaskQuery) -> str:
             "deadline": "ix_tasks_deadline"}[by]
 
 
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def filters_of(query) -> list:
     """The conditions of GET /tasks' filters other than status (`assignee_id`,
-    `priority`, `queue`; None: any), for the listing and the export alike."""
+    `priority`, `queue`, `outcome`, the completion window, `q`; None: any),
+    for the listing and the export alike."""
     found = []
     if query.assignee_id is not None:
         found.append(Task.assignee_id == query.assignee_id)
@@ -207,6 +228,15 @@ def filters_of(query) -> list:
         found.append(Task.priority == query.priority)
     if query.queue is not None:
         found.append(Task.queue == query.queue)
+    if query.outcome is not None:
+        found.append(Task.outcome == query.outcome)
+    if query.completed_after is not None:
+        found.append(Task.completed_at >= query.completed_after)
+    if query.completed_before is not None:
+        found.append(Task.completed_at < query.completed_before)
+    if query.q is not None:
+        found.append(sa.or_(Task.external_id == query.q,
+                            Task.name.like(_like_prefix(query.q), escape="\\")))
     audit = getattr(query, "audit", None)
     if audit == "open":
         found += [Task.audit == "disputed", Task.finalized_at.is_(None)]

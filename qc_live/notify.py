@@ -11,6 +11,7 @@ import logging
 from . import database, metrics
 from .acks import AckRecorder
 from .delivery import Offers
+from .forms import forms_of
 from .extensions import db, socketio
 from .notices import Assigned, Idle, Outcome, Revoked
 from .presence import REVIEWER_NAMESPACE, sockets_of
@@ -46,6 +47,7 @@ class Notifier:
         """
         self.board.changed()
         notices = outcome.notices if isinstance(outcome, Outcome) else outcome
+        forms = self._forms([n.task["queue"] for n in notices if isinstance(n, Assigned)])
         for count, notice in enumerate(notices):
             if count and count % PUSH_SLICE == 0:
                 database.yield_to_loop()
@@ -54,7 +56,8 @@ class Notifier:
             room = only or reviewer_room(notice.reviewer_id)
             if isinstance(notice, Assigned):
                 targets = [only] if only else self._reviewer_sockets(notice.reviewer_id)
-                self.offers.send(notice.task, notice.reviewer_id, targets)
+                self.offers.send(notice.task, notice.reviewer_id, targets,
+                                 forms.get(notice.task["queue"]))
             elif isinstance(notice, Idle):
                 socketio.emit("idle", {"reason": notice.reason}, to=room,
                               namespace=REVIEWER_NAMESPACE)
@@ -94,6 +97,17 @@ class Notifier:
                 log.exception("push failed")
             finally:
                 db.session.remove()
+
+    @staticmethod
+    def _forms(queues: list[str]) -> dict:
+        """The forms of these queues as they are now (one read, ended before
+        any emit): an offer shows the form that will check its verdict."""
+        if not queues:
+            return {}
+        try:
+            return forms_of(db.session, queues)
+        finally:
+            db.session.rollback()
 
     def _reviewer_sockets(self, reviewer_id: int) -> list[str]:
         """The sids of the reviewer's /reviewer sockets, wherever they are.

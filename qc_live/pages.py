@@ -10,6 +10,7 @@ pages never need a CDN.
 """
 from flask import Blueprint, render_template, request, send_from_directory
 
+from . import state
 from .api import HTML, Media, api
 from .config import PROJECT_ROOT
 from .errors import NotFound
@@ -31,7 +32,9 @@ def login_page():
 @api("Reviewer page", "anyone (the page logs in itself)", answers={200: (HTML, "an HTML page")},
      public=True)
 def reviewer_page():
-    return render_template("reviewer.html")
+    # The page shows media only from these (and its own origin); the CSP below
+    # enforces the same list if the page ever tried another.
+    return render_template("reviewer.html", media_origins=" ".join(state.config().media_origins))
 
 
 @bp.get("/supervisor")
@@ -57,12 +60,14 @@ def vendor(name: str):
 @bp.after_request
 def page_headers(response):
     """Task payloads are other people's data and may hold HTML: the pages only
-    ever set text, and this policy forbids inline or foreign scripts anyway."""
+    ever set text, and this policy forbids inline or foreign scripts anyway.
+    Images and frames may also come from QC_MEDIA_ORIGINS (validated at start-up)."""
     host = request.host
+    media = "".join(f" {origin}" for origin in state.config().media_origins)
     response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"connect-src 'self' ws://{host} wss://{host}; object-src 'none'; "
-        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+        f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:{media}; "
+        f"frame-src 'self'{media}; connect-src 'self' ws://{host} wss://{host}; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

@@ -81,7 +81,7 @@ def qualification(session, reviewer_id: int, task_row, now=None) -> tuple[bool, 
 
 # --- queues ------------------------------------------------------------------------
 
-FIELDS = ("name", "description", "min_level", "relax_after_s", "audit_rate")
+FIELDS = ("name", "description", "min_level", "relax_after_s", "form", "audit_rate")
 
 
 def queue_figures(session, config, name: str | None = None) -> list[dict]:
@@ -115,7 +115,7 @@ def queue_figures(session, config, name: str | None = None) -> list[dict]:
                        "assigned": counts.get((q.name, sql.ASSIGNED), (0, None))[0],
                        "oldest_pending_age_s": round((now - oldest).total_seconds(), 1)
                        if oldest else None,
-                       "online_qualified": online.get(q.name, 0)})
+                       "online_qualified": online.get(q.name, 0), "form": q.form})
     return result
 
 
@@ -127,6 +127,8 @@ def queue_names(session) -> set[str]:
 
 def create_queue(session, fields: dict) -> None:
     """A new queue; Conflict `conflict` if the name exists."""
+    fields = {k: v for k, v in fields.items() if k != "form" or v is not None}
+
     def work(session):
         if session.get(Queue, fields["name"]) is not None:
             raise Conflict(f"queue {fields['name']!r} exists", code="conflict")
@@ -140,9 +142,13 @@ def create_queue(session, fields: dict) -> None:
 
 
 def update_queue(session, name: str, changes: dict) -> None:
-    """Change a queue's description, min_level or relax_after_s (NotFound
-    `queue_not_found`). Tasks keep their queue; who qualifies changes at the
-    next claim."""
+    """Change a queue's description, min_level, relax_after_s or form
+    (NotFound `queue_not_found`). Tasks keep their queue; who qualifies
+    changes at the next claim; a new form counts from the next offer and
+    the next completion (forms.py)."""
+    if "form" in changes and changes["form"] is None:
+        changes = {**changes, "form": sa.null()}  # SQL NULL, not JSON null
+
     def work(session):
         found = session.execute(sa.update(Queue).where(Queue.name == name)
                                 .values(**changes)).rowcount

@@ -148,7 +148,8 @@ def reviewer_complete(data):
     task_id, outcome, note, user_id = body.task_id, body.outcome, body.note, body.user_id
     if user_id is not None and user_id != _reviewer_id():
         raise Forbidden("reviewers complete their own tasks only", code="not_your_task")
-    result = state.dispatcher().complete(db.session, _reviewer_id(), task_id, outcome, note)
+    result = state.dispatcher().complete(db.session, _reviewer_id(), task_id, outcome, note,
+                                         reasons=body.reasons, checklist=body.checklist)
     metrics.completed("socket", outcome, result, started)
     state.notifier().push_later(result)
     return {"ok": True, "task_id": task_id, "task": result.value["task"]}

@@ -73,6 +73,8 @@ SKILLS_OF = (sa.select(skills.c.queue, skills.c.level, queues.c.min_level,
              .where(skills.c.user_id == _p("reviewer_id")))
 # One queue's rules. :queue
 QUEUE_RULES = sa.select(queues).where(queues.c.name == _p("queue"))
+# One queue's review form (forms.py). :queue
+FORM_OF = sa.select(queues.c.form).where(queues.c.name == _p("queue"))
 # Is anything pending at all? (cheap first check of a bulk dispatch) :now
 ANY_PENDING = sa.select(tasks.c.id).where(tasks.c.status == PENDING, not_overdue()).limit(1)
 
@@ -98,15 +100,18 @@ HELD_TASK = sa.select(tasks).where(tasks.c.holder_id == _p("reviewer_id"))
 ASSIGN = (sa.update(tasks).where(tasks.c.id == _p("task_id"))
           .values(status=ASSIGNED, assignee_id=_p("reviewer_id"), holder_id=_p("reviewer_id"),
                   assigned_at=_p("now"), acked_at=None, updated_at=_p("now")))
-# assigned -> completed. :task_id :now :outcome :note
+# assigned -> completed. :task_id :now :outcome :note :reasons :checklist
 FINISH = (sa.update(tasks).where(tasks.c.id == _p("task_id"))
           .values(status=COMPLETED, holder_id=None, completed_at=_p("now"),
-                  outcome=_p("outcome"), note=_p("note"), updated_at=_p("now")))
+                  outcome=_p("outcome"), note=_p("note"), reasons=_p("reasons"),
+                  checklist=_p("checklist"), updated_at=_p("now")))
 # The same, and the verdict final at once (not sent to a second review): one
 # statement, guarded like lifecycle.finalize's. :task_id :now :outcome :note
+# :reasons :checklist
 FINISH_FINAL = (sa.update(tasks).where(tasks.c.id == _p("task_id"), tasks.c.finalized_at.is_(None))
                 .values(status=COMPLETED, holder_id=None, completed_at=_p("now"),
-                        outcome=_p("outcome"), note=_p("note"), updated_at=_p("now"),
+                        outcome=_p("outcome"), note=_p("note"), reasons=_p("reasons"),
+                        checklist=_p("checklist"), updated_at=_p("now"),
                         final_outcome=_p("outcome"), final_note=_p("note"),
                         finalized_at=_p("now")))
 # assigned -> pending, keeping created_at (so its place in the queue). :task_id :now

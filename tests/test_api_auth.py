@@ -13,7 +13,8 @@ def test_login_answers_tokens_and_the_user(server):
     assert body["refresh_token"] != body["access_token"]
     assert body["user"] == {"id": alice["id"], "username": "alice", "role": "reviewer"}
     # The token is the reviewer's own: it reads the reviewer's task.
-    assert server.request("GET", "/me/task", body["token"], expect=200).json() == {"task": None}
+    assert server.request("GET", "/me/task", body["token"], expect=200).json() \
+        == {"task": None, "form": None}
 
     admin = server.login(*ADMIN)
     assert admin["user"]["role"] == "admin" and admin["user"]["username"] == ADMIN[0]
@@ -69,7 +70,8 @@ def test_refresh_token_gives_a_working_access_token(server):
     response = server.request("POST", "/refresh", tokens["refresh_token"], expect=200)
     assert set(response.json()) == {"access_token"}
     fresh = response.json()["access_token"]
-    assert server.request("GET", "/me/task", fresh, expect=200).json() == {"task": None}
+    assert server.request("GET", "/me/task", fresh, expect=200).json() \
+        == {"task": None, "form": None}
 
 
 def test_an_access_token_cannot_refresh_and_a_refresh_token_cannot_access(server):

@@ -86,19 +86,21 @@ def test_bad_availability_values_are_refused_and_change_nothing(server):
 
 def test_me_task_shows_the_held_task_or_null(server, connect):
     alice = server.reviewer("alice")
-    assert server.request("GET", "/me/task", alice["token"], expect=200).json() == {"task": None}
+    assert server.request("GET", "/me/task", alice["token"], expect=200).json() \
+        == {"task": None, "form": None}
     sock = connect(alice["token"])
     sock.next("idle")
     task = server.add_tasks({"name": "mine"})[0]
     pushed = sock.task()
     body = server.request("GET", "/me/task", alice["token"], expect=200).json()
-    assert set(body) == {"task"} and set(body["task"]) == TASK_FIELDS
+    assert set(body) == {"task", "form"} and set(body["task"]) == TASK_FIELDS
     assert body["task"] == pushed
     assert (body["task"]["id"], body["task"]["status"], body["task"]["assignee_id"]) \
         == (task["id"], "assigned", alice["id"])
     sock.complete(task["id"])
     sock.next("idle")
-    assert server.request("GET", "/me/task", alice["token"], expect=200).json() == {"task": None}
+    assert server.request("GET", "/me/task", alice["token"], expect=200).json() \
+        == {"task": None, "form": None}
     # Supervisors hold no tasks.
     assert_error(server.request("GET", "/me/task", supervisor_token(server)), 403)
 

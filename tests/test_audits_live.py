@@ -94,6 +94,8 @@ def test_a_floor_with_three_wrong_reviewers(start_server):
             sock = Reviewer(server, token).connect()
             workers.append(Worker(sock, user, wrong=i < WRONG))
         wrong = {w.user["username"] for w in workers if w.wrong}
+        # Before any check, everyone is audited at the queue's rate.
+        assert {f["audit_probability"] for f in _figures(server).values()} == {FLOOR}
         for worker in workers:
             worker.start()
         try:

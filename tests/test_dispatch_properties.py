@@ -498,8 +498,8 @@ def run_machine(app, monkeypatch, **settings_):
     monkeypatch.setattr(lifecycle, "assign", checked_assign(lifecycle.assign))
     run_state_machine_as_test(
         machine_for(app),
-        settings=settings(max_examples=50, stateful_step_count=25, deadline=None,
-                          suppress_health_check=list(HealthCheck), **settings_))
+        settings=settings(**{"max_examples": 50, "stateful_step_count": 25, "deadline": None,
+                             "suppress_health_check": list(HealthCheck), **settings_}))
 
 
 def test_random_interleavings_keep_the_dispatch_invariants(app, monkeypatch):
@@ -562,8 +562,8 @@ def _reviewers_get_the_supervisors_task(monkeypatch):
 def _finalized_at_every_completion(monkeypatch):
     finish, finalize = lifecycle.finish, lifecycle.finalize
 
-    def finish_and_finalize(w, row, outcome, note):
-        task = finish(w, row, outcome, note)
+    def finish_and_finalize(w, row, outcome, note, *args):
+        task = finish(w, row, outcome, note, *args)
         finalize(w, {**row._mapping, "status": "completed"}, outcome, note)
         return task
     monkeypatch.setattr(lifecycle, "finish", finish_and_finalize)
@@ -585,5 +585,5 @@ def test_the_machine_finds_deliberate_bugs(app, monkeypatch, bug):
     bug(monkeypatch)
     with pytest.raises(AssertionError):
         # Found is enough: shrinking the example would take minutes.
-        run_machine(app, monkeypatch, derandomize=True, database=None,
+        run_machine(app, monkeypatch, derandomize=True, database=None, max_examples=150,
                     phases=[Phase.explicit, Phase.generate])

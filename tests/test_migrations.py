@@ -135,7 +135,10 @@ def test_a_database_of_the_last_release_upgrades_in_place_with_everything_in_it(
     assert len(old_process) == 1 and len(old_sockets) == 2
     assert database.query("SELECT COUNT(*) FROM task_events")[0][0] >= 20
 
-    new = start_server(QC_GRACE_SECONDS="120")
+    # A long lease: the check below is that the upgrade leaves the dead release's
+    # row, not that the new process's sweep has not reaped it yet (on a loaded
+    # machine the start-up can outlast the default 15 s).
+    new = start_server(QC_GRACE_SECONDS="120", QC_LEASE_SECONDS="600")
     assert "stamped a database made before migrations" in new.log()
     assert _version(database) == _head()
     after = {t: _rows(database, t, c) for t, c in (

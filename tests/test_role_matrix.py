@@ -186,6 +186,8 @@ REST = {
     ("POST", "/webhooks/<int:webhook_id>/deliveries/<event_id>/redeliver"): (
         lambda w, r: w.call(r, "POST", w.webhook_event()), (401, 403, 403, 403, 202)),
     ("GET", "/stats"): (lambda w, r: w.call(r, "GET", "/stats"), (401, 403, 403, OK, OK)),
+    ("GET", "/stats/completions"): (lambda w, r: w.call(r, "GET", "/stats/completions"),
+                                    (401, 403, 403, OK, OK)),
     ("GET", "/stats/reviewers"): (lambda w, r: w.call(r, "GET", "/stats/reviewers"),
                                   (401, 403, 403, OK, OK)),
     # Permitted, the call reaches the task: a pending one has no dispute (409

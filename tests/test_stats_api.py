@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 from api_support import assert_error, execute
 
 STATS_FIELDS = {"id", "username", "completed_today", "completed_total", "passed", "failed",
-                "median_handle_s"}
+                "median_handle_s", "fail_reasons"}
 
 
 def test_floor_and_reviewer_stats_follow_completions(server, connect):
@@ -27,7 +27,8 @@ def test_floor_and_reviewer_stats_follow_completions(server, connect):
                 "WHERE id = %s", done - timedelta(seconds=seconds), done, task["id"])
 
     stats = server.request("GET", "/stats", server.admin_token, expect=200).json()
-    assert set(stats) == {"queue", "reviewers", "at"}
+    assert set(stats) == {"queue", "reviewers", "fail_reasons", "at"}
+    assert stats["fail_reasons"] == {}  # no queue has a form: fails without reasons
     assert stats["queue"] == {"pending": 1, "assigned": 1, "by_priority": {"0": 1},
                               "oldest_pending_age_s": stats["queue"]["oldest_pending_age_s"],
                               "completed_last_hour": 2, "median_handle_s": 60.0}
@@ -36,13 +37,15 @@ def test_floor_and_reviewer_stats_follow_completions(server, connect):
     assert set(rows) == {"alice", "bob"}
     assert rows["alice"] == {"id": alice["id"], "username": "alice", "completed_today": 2,
                              "completed_total": 2, "passed": 1, "failed": 1,
-                             "median_handle_s": 60.0}
+                             "median_handle_s": 60.0, "fail_reasons": {}}
     assert rows["bob"]["completed_total"] == 0 and rows["bob"]["median_handle_s"] is None
     # The same figures as the board.
     board = server.request("GET", "/board", server.admin_token, expect=200).json()
     assert {k: board["queue"][k] for k in ("pending", "assigned", "by_priority")} == \
         {k: stats["queue"][k] for k in ("pending", "assigned", "by_priority")}
-    assert board["stats"]["reviewers"] == stats["reviewers"]
+    # (fail_reasons: GET /stats only, tests/test_forms_api.py)
+    assert board["stats"]["reviewers"] == [{k: v for k, v in r.items() if k != "fail_reasons"}
+                                           for r in stats["reviewers"]]
 
     # One reviewer: itself, or a supervisor.
     mine = server.request("GET", f"/users/{alice['id']}/stats", alice["token"], expect=200).json()

@@ -173,6 +173,8 @@ def _insert_tasks(session, count: int) -> None:
         "status": STATUSES[n % 5] if n % 5 != 1 else "completed",
         "assignee_id": None, "created_at": start + timedelta(seconds=n // 10),
         "updated_at": start, "deadline": start + timedelta(hours=n % 50) if n % 3 else None,
+        "completed_at": start + timedelta(seconds=n // 7) if n % 5 in (1, 2) else None,
+        "outcome": ("pass", "fail")[n % 2] if n % 5 in (1, 2) else None,
     } for n in range(count)])
     session.commit()
 
@@ -216,10 +218,13 @@ def test_every_page_is_index_range_reads_without_sorting(app):
     deep = {"created_at": (0, (datetime(2025, 1, 1, 0, 2), 1500)),
             "-created_at": (0, (datetime(2025, 1, 1, 0, 2), 1500)),
             "priority": (0, (1, datetime(2025, 1, 1, 0, 2), 1500)),
-            "deadline": (0, (datetime(2025, 1, 1, 20), 1500))}
+            "deadline": (0, (datetime(2025, 1, 1, 20), 1500)),
+            "-completed_at": (0, (datetime(2025, 1, 1, 0, 2), 1500))}
     queries = ["", "status=pending", "status=completed,cancelled", "status=pending&priority=1",
-               "priority=2"]
-    for query, order_by in itertools.product(queries, ORDERS):
+               "priority=2", "q=t12", "queue=default&outcome=fail"]
+    window = "status=completed&outcome=pass&completed_after=2025-01-01T00:01:00" \
+        "&completed_before=2025-01-01T00:04:00"
+    for query, order_by in [*itertools.product(queries, ORDERS), (window, "-completed_at")]:
         for cursor in (None, encode_cursor(order_by, *deep[order_by])):
             url = f"/tasks?order_by={order_by}&limit=50&{query}" + \
                 (f"&cursor={cursor}" if cursor else "")

@@ -31,7 +31,6 @@ Create Date: 2026-11-29
 """
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
 
 revision = "0006_audits"
 down_revision = "0005_forms"
@@ -39,42 +38,52 @@ branch_labels = None
 depends_on = None
 
 
-def _timestamp(bind):
-    return mysql.DATETIME(fsp=6) if bind.dialect.name in ("mysql", "mariadb") else sa.DateTime()
-
-
 def upgrade():
     bind = op.get_bind()
     op.add_column("queues", sa.Column("audit_rate", sa.Float, nullable=False,
                                       server_default="0"))
-    op.add_column("tasks", sa.Column("kind", sa.String(8), nullable=False,
-                                     server_default="review"))
     if bind.dialect.name == "sqlite":
+        op.add_column("tasks", sa.Column("kind", sa.String(8), nullable=False,
+                                         server_default="review"))
         # In place (no table copy, which foreign_keys=ON forbids while
         # task_events points at tasks): a REFERENCES column defaulting to NULL.
         op.execute("ALTER TABLE tasks ADD COLUMN review_of INTEGER "
                    "CONSTRAINT fk_tasks_review_of REFERENCES tasks (id)")
+        for name, type_ in (("excluded_reviewer_id", sa.Integer), ("expected_outcome",
+                            sa.String(8)), ("audit", sa.String(8)),
+                            ("final_outcome", sa.String(8)), ("final_note", sa.Text),
+                            ("finalized_at", sa.DateTime())):
+            op.add_column("tasks", sa.Column(name, type_, nullable=True))
     else:
-        op.add_column("tasks", sa.Column("review_of", sa.Integer, nullable=True))
-        op.create_foreign_key("fk_tasks_review_of", "tasks", "tasks", ["review_of"], ["id"])
-    op.create_index("uq_tasks_review_of", "tasks", ["review_of"], unique=True)
-    op.add_column("tasks", sa.Column("excluded_reviewer_id", sa.Integer, nullable=True))
-    op.add_column("tasks", sa.Column("expected_outcome", sa.String(8), nullable=True))
-    op.add_column("tasks", sa.Column("audit", sa.String(8), nullable=True))
-    op.add_column("tasks", sa.Column("final_outcome", sa.String(8), nullable=True))
-    op.add_column("tasks", sa.Column("final_note", sa.Text, nullable=True))
-    op.add_column("tasks", sa.Column("finalized_at", _timestamp(bind), nullable=True))
+        # One ALTER TABLE (MariaDB rebuilds the table once, not once per column).
+        op.execute("ALTER TABLE tasks ADD COLUMN kind VARCHAR(8) NOT NULL DEFAULT 'review', "
+                   "ADD COLUMN review_of INTEGER NULL, "
+                   "ADD COLUMN excluded_reviewer_id INTEGER NULL, "
+                   "ADD COLUMN expected_outcome VARCHAR(8) NULL, "
+                   "ADD COLUMN audit VARCHAR(8) NULL, "
+                   "ADD COLUMN final_outcome VARCHAR(8) NULL, "
+                   "ADD COLUMN final_note TEXT NULL, "
+                   "ADD COLUMN finalized_at DATETIME(6) NULL, "
+                   "ADD UNIQUE INDEX uq_tasks_review_of (review_of), "
+                   "ADD CONSTRAINT fk_tasks_review_of FOREIGN KEY (review_of) "
+                   "REFERENCES tasks (id)")
     tasks = sa.table("tasks", sa.column("status"), sa.column("outcome"), sa.column("note"),
                      sa.column("completed_at"), sa.column("final_outcome"),
                      sa.column("final_note"), sa.column("finalized_at"))
     bind.execute(sa.update(tasks).where(tasks.c.status == "completed")
                  .values(final_outcome=tasks.c.outcome, final_note=tasks.c.note,
                          finalized_at=tasks.c.completed_at))
-    op.create_index("ix_tasks_assignee_audit", "tasks", ["assignee_id", "audit"])
-    op.create_index("ix_tasks_assignee_gold", "tasks",
-                    ["assignee_id", "expected_outcome", "outcome"])
-    op.create_index("ix_tasks_audit_created", "tasks",
-                    ["audit", "finalized_at", "created_at", "id"])
+    if bind.dialect.name == "sqlite":
+        op.create_index("uq_tasks_review_of", "tasks", ["review_of"], unique=True)
+        op.create_index("ix_tasks_assignee_audit", "tasks", ["assignee_id", "audit"])
+        op.create_index("ix_tasks_assignee_gold", "tasks",
+                        ["assignee_id", "expected_outcome", "outcome"])
+        op.create_index("ix_tasks_audit_created", "tasks",
+                        ["audit", "finalized_at", "created_at", "id"])
+    else:
+        op.execute("ALTER TABLE tasks ADD INDEX ix_tasks_assignee_audit (assignee_id, audit), "
+                   "ADD INDEX ix_tasks_assignee_gold (assignee_id, expected_outcome, outcome), "
+                   "ADD INDEX ix_tasks_audit_created (audit, finalized_at, created_at, id)")
 
 
 def downgrade():

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..listing import STATUSES
 from ..outbox import EVENT_TYPES
 from ..outbox import STATUSES as DELIVERY_STATUSES
-from .fields import OUTCOMES, ROLES, Id
+from .fields import OUTCOMES, ROLES, Id, ReviewForm
 
 Time = Annotated[datetime, Field(description="ISO-8601 in UTC with a Z, to the millisecond")]
 
@@ -186,12 +186,16 @@ class Message(Open):
 
 class HeldTask(Answer):
     task: Task | None
+    form: ReviewForm | None = Field(description="the form of the task's queue; null: none "
+                                    "(or no task)")
 
 
 class Completed(Answer):
     message: str
     task: Task
     next_task: Task | None
+    next_form: ReviewForm | None = Field(description="the form of the next task's queue; "
+                                         "null: none (or no next task)")
 
 
 class AvailabilitySet(Open):
@@ -215,6 +219,9 @@ class ReviewerStats(Answer):
     passed: int
     failed: int
     median_handle_s: float | None = Field(description="today, assigned to completed")
+    fail_reasons: dict[str, int] = Field(None, description="GET /stats and /users/<id>/stats "
+                                         "(not the board): fail reason code -> how often, "
+                                         "over every completed fail (as passed and failed)")
 
 
 class Queue(Open):
@@ -236,6 +243,7 @@ class QueueInfo(Answer):
     assigned: int
     oldest_pending_age_s: float | None
     online_qualified: int = Field(description="reviewers online with at least min_level")
+    form: ReviewForm | None = Field(description="the review form (Review forms); null: none")
 
 
 class TrendDay(Answer):
@@ -279,9 +287,28 @@ class FloorQueue(Queue):
     median_handle_s: float | None
 
 
+class CompletionBucket(Answer):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    start: Time
+    completed: int
+    passed: int = Field(alias="pass")
+    failed: int = Field(alias="fail")
+
+
+class Completions(Answer):
+    hours: int
+    bucket_s: int
+    at: Time = Field(description="the server's now: the last bucket ends here")
+    buckets: list[CompletionBucket] = Field(description="every bucket, oldest first, "
+                                            "empty ones included")
+
+
 class FloorStats(Answer):
     queue: FloorQueue
     reviewers: list[ReviewerStats]
+    fail_reasons: dict[str, dict[str, int]] = Field(
+        description="queue -> fail reason code -> how often, over every completed fail "
+        "(queues without any are left out)")
     at: Time = None
 
 

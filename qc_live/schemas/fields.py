@@ -3,10 +3,11 @@ mean in the document."""
 import json
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from .. import forms
 from ..clock import parse_iso
 from ..errors import BadRequest, Invalid, QCError
 from ..listing import STATUSES
@@ -105,6 +106,29 @@ def _skills(value, name, _context):
     return value
 
 
+def _form(value, _name, _context):
+    return value if value is None else forms.check_form(value)
+
+
+def _reasons(value, name, _context):
+    """A list of codes; checked against the queue's form at completion
+    (forms.check_verdict): here only its size, so a huge list is refused cheaply."""
+    if not isinstance(value, list):
+        raise BadRequest(f"'{name}' must be a list of reason codes", code="wrong_type")
+    if len(value) > forms.MAX_ITEMS:
+        raise Invalid(f"'{name}': at most {forms.MAX_ITEMS} reasons", code="invalid_verdict")
+    return value
+
+
+def _checklist(value, name, _context):
+    if not isinstance(value, dict):
+        raise BadRequest(f"'{name}' must be an object of item id -> true/false",
+                         code="wrong_type")
+    if len(value) > forms.MAX_ITEMS:
+        raise Invalid(f"'{name}': at most {forms.MAX_ITEMS} items", code="invalid_verdict")
+    return value
+
+
 def _empty_is_none(value, _name, _context):
     return value or None
 
@@ -183,6 +207,14 @@ Skills = Annotated[dict[str, Any], Check(_skills, {
                                                "maximum": LEVELS[1]}}, replace=True), Field(
     description="queue -> level 1..10 (422 bad_level); every queue must exist (422 "
     "unknown_queue); replaces the reviewer's skills")]
+Reasons = Annotated[list[Any], Check(_reasons, {
+    "type": "array", "maxItems": forms.MAX_ITEMS, "uniqueItems": True,
+    "items": {"type": "string"}}, before=True, replace=True), Field(
+    description="fail only: codes of the queue form's fail_reasons (422 invalid_verdict)")]
+ChecklistAnswers = Annotated[dict[str, Any], Check(_checklist, {
+    "type": "object", "maxProperties": forms.MAX_ITEMS,
+    "additionalProperties": {"type": "boolean"}}, before=True, replace=True), Field(
+    description="item id of the queue form's checklist -> true/false (422 invalid_verdict)")]
 RelaxAfter = Annotated[int, Field(ge=0, le=10**7, description="seconds; null: never relax")]
 
 
@@ -192,3 +224,43 @@ def query_integer(low: int, high: int):
 
 
 QueryFlag = Annotated[bool, Check(_query_flag, {"type": "boolean"}, before=True, replace=True)]
+
+
+# --- review forms (forms.py) ------------------------------------------------------
+
+_CODE = {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$", "maxLength": forms.MAX_CODE}
+_LABEL = {"maxLength": forms.MAX_LABEL, "minLength": 1}
+
+
+class _FormPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DisplayItem(_FormPart):
+    field: Annotated[str, Field(min_length=1, max_length=forms.MAX_FIELD,
+                                description="a key of the task's payload")]
+    as_: Annotated[Literal[forms.DISPLAY_AS], Field(alias="as", description="how to show it")]
+
+
+class ChecklistItem(_FormPart):
+    id: Annotated[str, Field(json_schema_extra=_CODE, description="unique in the form")]
+    label: Annotated[str, Field(json_schema_extra=_LABEL)]
+
+
+class FailReason(_FormPart):
+    code: Annotated[str, Field(json_schema_extra=_CODE, description="unique in the form")]
+    label: Annotated[str, Field(json_schema_extra=_LABEL)]
+
+
+class ReviewForm(_FormPart):
+    """A queue's review form (docs/api.md, Review forms)."""
+    display: Annotated[list[DisplayItem], Field(max_length=forms.MAX_ITEMS)] = []
+    checklist: Annotated[list[ChecklistItem], Field(max_length=forms.MAX_ITEMS)] = []
+    fail_reasons: Annotated[list[FailReason], Field(max_length=forms.MAX_ITEMS)] = []
+    note_required_on_fail: bool = False
+
+
+Form = Annotated[dict[str, Any] | None, Check(_form, {"anyOf": [
+    {"$ref": "#/components/schemas/ReviewForm"}, {"type": "null"}]}, before=True,
+    replace=True), Field(
+    description="what reviewers are shown and what a verdict may say (422 invalid_form)")]

@@ -10,10 +10,11 @@ from .. import outbox, webhooks
 from ..models import MAX_ID, Role
 from ..text import ANY_TEXT, MAX_USERNAME
 from .base import Body, Changes, Check, Query, one_of, problem, problems, text
-from .fields import (DEFAULT_LIST_LIMIT, LIST_LIMIT, PRIORITY_RANGE, CancelStatus, Deadline,
-                     ExternalId, Flag, Id, Level, NewPassword, Note, Outcome, Password, Payload,
-                     Priority, QueryFlag, QueueName, RelaxAfter, RoleName, Skills, TaskName,
-                     Username, check_statuses, query_integer, strong_password)
+from .fields import (DEFAULT_LIST_LIMIT, LIST_LIMIT, MAX_NAME, PRIORITY_RANGE, CancelStatus,
+                     ChecklistAnswers, Deadline, ExternalId, Flag, Form, Id, Level,
+                     NewPassword, Note, Outcome, Password, Payload, Priority, QueryFlag,
+                     QueueName, Reasons, RelaxAfter, RoleName, Skills, TaskName, Username,
+                     check_statuses, query_integer, strong_password)
 
 
 MIN_SECRET, MAX_SECRET = 16, 255
@@ -153,6 +154,8 @@ class Completion(Body):
     outcome: Outcome | None = None
     note: Note | None = None
     user_id: Id | None = Field(None, description="if given, the caller's own id")
+    reasons: Reasons | None = None
+    checklist: ChecklistAnswers | None = None
 
 
 class Availability(Body):
@@ -207,6 +210,15 @@ Statuses = Annotated[list[str], Check(check_statuses), Field(
     f"{', '.join(STATUSES)}; default: all")]
 
 
+OutcomeFilter = Annotated[Outcome, Field(description="completed tasks with this outcome")]
+CompletedAfter = Annotated[Deadline, Field(
+    description="completed at or after this moment (ISO-8601; without an offset: UTC)")]
+CompletedBefore = Annotated[Deadline, Field(description="completed before this moment")]
+Search = Annotated[str, text(MAX_NAME, strip=True), Field(
+    description="the task whose external_id is exactly this, and tasks whose name begins "
+    "with it (surrounding blanks removed)")]
+
+
 class TaskListing(Query):
     """GET /tasks. Checked in this order; the cursor last, as it belongs to
     an order."""
@@ -220,6 +232,10 @@ class TaskListing(Query):
     priority: Annotated[query_integer(*PRIORITY_RANGE), Field(
         description="exactly this priority")] = None
     queue: Annotated[QueueName, Field(description="tasks of this queue")] = None
+    outcome: OutcomeFilter = None
+    completed_after: CompletedAfter = None
+    completed_before: CompletedBefore = None
+    q: Search = None
     audit: Annotated[str, one_of(AUDIT_FILTERS, "bad_audit", strip=True), Field(
         description="agreed, disputed, or open (disputed and not resolved yet)")] = None
     limit: Annotated[query_integer(*LIST_LIMIT), Field(description="page size")] \
@@ -230,6 +246,11 @@ class TaskListing(Query):
 
     @model_validator(mode="after")
     def _cursor(self):
+        if (self.completed_after or self.completed_before) and self.order_by != "-completed_at":
+            # The window is a range of ix_tasks_completed: read in another order,
+            # its rows would have to be sorted.
+            raise problem(Invalid("completed_after and completed_before need "
+                                  "order_by=-completed_at", code="bad_order"))
         if self.cursor:
             try:
                 self._after = decode_cursor(self.cursor, self.order_by)
@@ -239,8 +260,11 @@ class TaskListing(Query):
 
     def task_query(self) -> TaskQuery:
         return TaskQuery(statuses=tuple(self.status), assignee_id=self.assignee_id,
-                         priority=self.priority, queue=self.queue, order_by=self.order_by, limit=self.limit,
-                         after=self._after, audit=self.audit)
+                         priority=self.priority, queue=self.queue, outcome=self.outcome,
+                         completed_after=self.completed_after,
+                         completed_before=self.completed_before, q=self.q,
+                         order_by=self.order_by, limit=self.limit, after=self._after,
+                         audit=self.audit)
 
 
 AuditRate = Annotated[float, Field(ge=0, le=1, description="share of completions sent to a "
@@ -261,14 +285,16 @@ class NewQueue(Body):
                                       "tasks")] = 1
     relax_after_s: Annotated[RelaxAfter, Field(description="after this long waiting, level 1 "
                                                "is enough; null: never")] = None
+    form: Form = None
     audit_rate: AuditRate = 0.0
 
 
 class QueueChanges(Changes):
-    nullable: ClassVar[frozenset] = frozenset({"relax_after_s"})
+    nullable: ClassVar[frozenset] = frozenset({"relax_after_s", "form"})
     description: Annotated[str, text(255, allow_empty=True)] = None
     min_level: Level = None
     relax_after_s: Annotated[RelaxAfter | None, Field(description="null: never relax")] = None
+    form: Annotated[Form, Field(description="null: no form")] = None
     audit_rate: AuditRate = None
 
     def changes(self) -> dict:
@@ -293,6 +319,24 @@ class NewWebhook(Body):
         "characters; stored, never returned", json_schema_extra={"minLength": MIN_SECRET})]
 
 
+MAX_BUCKETS = 1440
+
+
+class CompletionsQuery(Query):
+    """GET /stats/completions."""
+    hours: Annotated[query_integer(1, 168), Field(description="how far back")] = 8
+    bucket_s: Annotated[query_integer(60, 86_400), Field(
+        description="bucket width in seconds; buckets start at multiples of it since the "
+        "epoch (UTC)")] = 600
+
+    @model_validator(mode="after")
+    def _few_enough(self):
+        if self.hours * 3600 // self.bucket_s > MAX_BUCKETS:
+            raise problem(Invalid(f"hours * 3600 / bucket_s must be at most {MAX_BUCKETS} "
+                                  "buckets: widen bucket_s", code="too_many_buckets"))
+        return self
+
+
 class DeliveryListing(Query):
     status: Annotated[str, one_of(outbox.STATUSES, "bad_status", strip=True), Field(
         description="only deliveries in this status")] = None
@@ -310,8 +354,6 @@ class TaskExport(Query):
     priority: Annotated[query_integer(*PRIORITY_RANGE), Field(
         description="exactly this priority")] = None
     queue: Annotated[QueueName, Field(description="tasks of this queue")] = None
-    completed_after: Annotated[Deadline, Field(
-        description="completed at or after this moment (ISO-8601; without an offset: UTC)")] \
-        = None
-    completed_before: Annotated[Deadline, Field(
-        description="completed before this moment")] = None
+    outcome: OutcomeFilter = None
+    completed_after: CompletedAfter = None
+    completed_before: CompletedBefore = None

@@ -1,19 +1,24 @@
 // The supervisors' board. The /board namespace pushes the whole snapshot
 // (qc_live/board.py) whenever the floor changes and at least twice a second;
-// this page draws it, derives completions per minute from the successive
-// snapshots, and offers the REST actions: release, cancel, reprioritise,
-// pause/resume a reviewer, and task import (JSON or CSV) with a report.
-// Queues and skills (tiles, the queue filter, the skills editor) are in queues.js.
-import { drawPerMinute } from "./chart.js";
+// this page draws it, with the completions chart read from the server's
+// history (GET /stats/completions), and offers the REST actions: release,
+// cancel, reprioritise, pause/resume a reviewer, and task import (JSON or CSV)
+// with a report. Queues and skills (tiles, the queue filter, the skills editor)
+// are in queues.js; the review form editor in formeditor.js; the results view
+// and search in results.js; the task drawer in drawer.js; people in people.js.
+import { drawBuckets } from "./chart.js";
 import { $, formatClock, formatDuration, formatSeconds, h, parseTime, setText } from "./dom.js";
+import { initDrawer, taskLink } from "./drawer.js";
 import { live } from "./live.js";
 import { act, describe, toast } from "./feedback.js";
+import { initFormEditor } from "./formeditor.js";
+import { initPeople, loadPeople, people } from "./people.js";
 import { editSkills, initQueueForm, initSkillsEditor, renderQueues, skillChips, tickQueues,
   waitingLine } from "./queues.js";
+import { initResults, loadResults, renameReviewers, syncResultFilters } from "./results.js";
 import { ApiError, api, logout, requireSession, upload } from "./session.js";
 
-const CHART_KEY = "qc_live.board.per_minute";
-const CHART_MINUTES = 30;
+const CHART_REFRESH_MS = 60000; // and whenever the floor's completions change
 const TASK_LIST_LIMIT = 50;
 const WAITING_ASKED = 5; // pending rows whose reason is asked at once (the head of the list)
 
@@ -24,8 +29,9 @@ const state = {
   received: 0, // Date.now() when the snapshot came
   skew: 0, // server clock minus ours, in ms (from the snapshot's `at`)
   names: new Map(), // reviewer id -> username
-  lastTotal: null, // completions counted in the previous snapshot
-  perMinute: loadPerMinute(),
+  completedKey: null, // the snapshot's completion figures when last seen
+  peopleKey: null, // the reviewers' ids and availability when last seen
+  chartTimer: null,
   tasksStatus: "pending",
   tasksQueue: "", // "" for every queue
   tasksUnsupported: null, // an ApiError when GET /tasks is not offered
@@ -39,6 +45,18 @@ const rows = new Map(); // reviewer id -> {tr, cells, buttons}
 
 function serverNow() {
   return Date.now() + state.skew;
+}
+
+/** Every account's name by id: the snapshot's reviewers and GET /users. */
+function allNames() {
+  const names = new Map(people().map((u) => [u.id, u.username]));
+  for (const [id, name] of state.names) names.set(id, name);
+  return names;
+}
+
+function tasksChanged() {
+  scheduleTasks();
+  loadResults();
 }
 
 /**
@@ -178,7 +196,10 @@ function renderReviewers(snap) {
     setText(row.pill, label);
     row.tr.dataset.status = kind;
     row.tr.dataset.reviewer = r.username;
-    setText(row.cells.task, r.task_id ? `#${r.task_id}` : "–");
+    if (row.cells.task.dataset.task !== String(r.task_id ?? "")) {
+      row.cells.task.dataset.task = String(r.task_id ?? "");
+      row.cells.task.replaceChildren(r.task_id ? taskLink(r.task_id) : "–");
+    }
     row.cells.since.dataset.since = r.task_since || "";
     const mine = stats.get(r.id);
     setText(row.cells.done, r.completed_count);
@@ -227,34 +248,35 @@ function renderQueue(snap) {
   $("#queue-empty").hidden = entries.length > 0;
 }
 
-function loadPerMinute() {
+/** The chart from the server's history: GET /stats/completions over the chosen hours. */
+async function loadChart() {
+  clearTimeout(state.chartTimer);
+  state.chartTimer = setTimeout(loadChart, CHART_REFRESH_MS);
+  const hours = Number($("#chart-hours").value) || 8;
+  const bucketS = hours <= 1 ? 120 : hours <= 8 ? 600 : 1800;
+  const note = $("#chart-note");
   try {
-    return new Map(JSON.parse(sessionStorage.getItem(CHART_KEY)) || []);
-  } catch {
-    return new Map();
+    const body = await api("GET", `/stats/completions?hours=${hours}&bucket_s=${bucketS}`);
+    drawBuckets($("#chart"), body.buckets, body.bucket_s, body.hours);
+    const total = body.buckets.reduce((sum, b) => sum + b.completed, 0);
+    const passed = body.buckets.reduce((sum, b) => sum + b.pass, 0);
+    setText(note, `${total} completed (${passed} pass, ${total - passed} fail or other) · `
+      + `${Math.round(body.bucket_s / 60)}-minute bars`);
+    note.classList.remove("warn");
+  } catch (error) {
+    setText(note, `Could not read the completions: ${describe(error)}`);
+    note.classList.add("warn");
   }
 }
 
-/**
- * Completions per minute, from the growth of the reviewers' completed counts
- * between snapshots. True when the figures changed. (A reviewer leaving the
- * board lowers the total: counting simply starts again from there.)
- */
-function countCompletions(snap) {
-  const total = snap.reviewers.reduce((sum, r) => sum + (r.completed_count || 0), 0);
-  const minute = Math.floor(serverNow() / 60000);
-  const grew = state.lastTotal !== null && total > state.lastTotal;
-  if (grew) {
-    state.perMinute.set(minute, (state.perMinute.get(minute) || 0) + total - state.lastTotal);
-    for (const m of state.perMinute.keys()) if (m <= minute - 60) state.perMinute.delete(m);
-    sessionStorage.setItem(CHART_KEY, JSON.stringify([...state.perMinute]));
-  }
-  state.lastTotal = total;
-  return grew;
-}
+let chartSoon = null;
 
-function drawChart() {
-  drawPerMinute($("#chart"), state.perMinute, Math.floor(serverNow() / 60000), CHART_MINUTES);
+function scheduleChart() {
+  if (chartSoon) return;
+  chartSoon = setTimeout(() => {
+    chartSoon = null;
+    loadChart();
+  }, 1000);
 }
 
 function onBoard(snap) {
@@ -264,11 +286,23 @@ function onBoard(snap) {
   const at = parseTime(snap.at);
   if (at !== null) state.skew = at - state.received;
   state.names = new Map(snap.reviewers.map((r) => [r.id, r.username]));
-  const first = state.lastTotal === null;
-  if (countCompletions(snap) || first) drawChart();
+  const completed = `${snap.reviewers.reduce((sum, r) => sum + (r.completed_count || 0), 0)}`
+    + `/${snap.stats.completed_last_hour}`;
+  if (state.completedKey !== null && completed !== state.completedKey) {
+    scheduleChart();
+    loadResults();
+  }
+  state.completedKey = completed;
+  const peopleKey = JSON.stringify(snap.reviewers.map((r) => [r.id, r.available, r.online,
+    Boolean(r.task_id), r.skills ?? null]));
+  if (state.peopleKey !== null && peopleKey !== state.peopleKey) loadPeople();
+  state.peopleKey = peopleKey;
   renderReviewers(snap);
   renderQueue(snap);
   renderQueues(snap, pickQueue);
+  syncResultFilters(snap.queues, people().length ? people().filter((u) => u.role === "reviewer")
+    : snap.reviewers);
+  renameReviewers();
   tick();
   const key = `${snap.queue.pending}/${snap.queue.assigned}/${snap.stats.completed_last_hour}`;
   if (key !== state.tasksKey) {
@@ -277,8 +311,6 @@ function onBoard(snap) {
   }
   document.body.dataset.boardAt = snap.at || "";
 }
-
-let lastChartMinute = null;
 
 function tick() {
   const snap = state.snap;
@@ -292,11 +324,6 @@ function tick() {
   const oldest = snap.queue.oldest_pending_age_s;
   setText($("#stat-oldest"), oldest === null || oldest === undefined
     ? "–" : formatDuration(oldest + (Date.now() - state.received) / 1000));
-  const minute = Math.floor(now / 60000);
-  if (minute !== lastChartMinute) {
-    lastChartMinute = minute;
-    drawChart();
-  }
 }
 
 // --- the task list (GET /tasks) ---------------------------------------------------------
@@ -381,9 +408,9 @@ function taskRow(task, askWhy = false) {
       "btn-danger-ghost"));
   }
   return h("tr", { dataset: { task: task.id } },
-    h("td", { class: "tabular" }, `#${task.id}`),
+    h("td", { class: "tabular" }, taskLink(task.id)),
     h("td", { class: "name", title: task.external_id ? `ref ${task.external_id}` : null },
-      h("span", { class: "task-name" }, task.name),
+      h("span", { class: "task-name" }, taskLink(task.id, task.name)),
       task.status === "pending" ? waitingLine(task, askWhy) : null),
     h("td", { class: "task-queue" }, task.queue ?? "–"),
     h("td", { class: "num" }, live ? h("span", { class: "priority-edit" }, priority, set) : task.priority),
@@ -566,8 +593,13 @@ function init() {
   initTaskForm();
   initImport();
   initQueueForm();
-  initSkillsEditor();
-  drawChart();
+  initSkillsEditor(() => loadPeople());
+  initFormEditor();
+  initDrawer(allNames, tasksChanged);
+  initResults(allNames);
+  initPeople(session.user);
+  $("#chart-hours").addEventListener("change", loadChart);
+  loadChart();
   const socket = live("/board", $("#conn"));
   socket.on("board", onBoard);
   setInterval(tick, 1000);

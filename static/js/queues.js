@@ -5,6 +5,7 @@
 // Every figure and name is set as text.
 import { $, formatDuration, h, setText } from "./dom.js";
 import { describe, toast } from "./feedback.js";
+import { editForm } from "./formeditor.js";
 import { api } from "./session.js";
 
 export const MAX_LEVEL = 10;
@@ -13,6 +14,7 @@ const REASON_TTL_MS = 5000; // the list reloads on every change of the floor: as
 const tiles = new Map(); // queue name -> {li, rule, about, alert, figures, queue}
 let known = []; // the queues of the last snapshot
 let editing = null; // the reviewer whose skills are in the editor
+let skillsSaved = () => {}; // told after a save (the people list reads again)
 const reasons = new Map(); // task id -> {task, at}: recent answers of GET /tasks/<id>
 
 function span(seconds) {
@@ -54,12 +56,15 @@ function tile(queue, onPick) {
   const edit = h("button", { type: "button", class: "btn btn-small btn-ghost queue-edit",
     "aria-label": `Edit queue ${queue.name}` }, "Edit");
   edit.addEventListener("click", () => editQueue(tiles.get(queue.name).queue));
+  const form = h("button", { type: "button", class: "btn btn-small btn-ghost queue-form-edit",
+    "aria-label": `Edit the review form of queue ${queue.name}` }, "Form");
+  form.addEventListener("click", () => editForm(queue.name));
   const rule = h("span", { class: "muted small queue-rule" });
   const about = h("span", { class: "small queue-about" });
   const alert = h("p", { class: "queue-alert", role: "status" });
   const li = h("li", { class: "queue-tile", dataset: { queue: queue.name } },
     h("div", { class: "queue-tile-head" },
-      h("strong", { class: "queue-name" }, queue.name), h("span", {}, edit, show)),
+      h("strong", { class: "queue-name" }, queue.name), h("span", {}, edit, form, show)),
     about, rule,
     h("dl", { class: "queue-figures" }, pending, assigned, oldest, online),
     alert);
@@ -272,7 +277,8 @@ export function editSkills(reviewer) {
   const editor = $("#skills-editor");
   editor.dataset.reviewer = reviewer.username;
   editor.hidden = false;
-  editor.querySelector("input")?.focus();
+  editor.scrollIntoView({ block: "nearest" });
+  editor.querySelector("input")?.focus({ preventScroll: true });
 }
 
 function closeSkills() {
@@ -294,7 +300,8 @@ function typedSkills() {
   return skills;
 }
 
-export function initSkillsEditor() {
+export function initSkillsEditor(onSaved = () => {}) {
+  skillsSaved = onSaved;
   const editor = $("#skills-editor");
   const error = $("#skills-error");
   const save = $("#skills-save");
@@ -320,6 +327,7 @@ export function initSkillsEditor() {
       const now = sortedSkills(user && user.skills ? user.skills : skills)
         .map(([queue, level]) => `${queue} ${level}`).join(", ");
       toast("ok", `${who.username}'s skills: ${now || "none"}.`);
+      skillsSaved();
       if (editing === who) closeSkills();
     } catch (problem) {
       // Kept on screen with what was typed: nothing is dropped silently.

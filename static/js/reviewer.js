@@ -8,10 +8,17 @@
 // again once connected; the server refuses a repeat (409), and the page then
 // reads the task back to tell "already saved" from "taken away". An ack that
 // arrives for an answer already settled is ignored.
+//
+// With a review form (`task-assigned`'s `form`, from the task's queue) the
+// item comes first, field by field (item.js), and the verdict carries the
+// checklist and the fail reasons (verdict.js); a fail that lacks a required
+// reason or note is not sent.
 import { $, formatClock, formatDuration, parseTime, setText } from "./dom.js";
+import { allowedOrigins, renderItem, toggleZoom } from "./item.js";
 import { live } from "./live.js";
 import { renderPayload } from "./payload.js";
 import { api, logout, requireSession } from "./session.js";
+import { Verdict } from "./verdict.js";
 
 const ACK_TIMEOUT_MS = 10000;
 const GONE = new Set(["task_not_assigned", "not_your_task", "task_not_found"]);
@@ -28,9 +35,11 @@ const session = requireSession(["reviewer"]);
 const state = {
   conn: "connecting",
   task: null, // the task on screen
+  form: null, // its queue's review form, or null
   idle: null, // "queue-empty" | "paused" | null
   available: null, // null: not known yet (the server tells on idle / on a toggle)
-  pending: null, // {task_id, outcome, note, attempts, unsure}: an answer awaiting its ack
+  pending: null, // {task_id, outcome, note, reasons, checklist, attempts, unsure}: awaiting its ack
+  problem: "", // why the last answer was not sent or was refused (kept until the next try)
   availabilityBusy: false,
   done: 0,
   said: "", // the last result shown under the buttons ("Saved: #12 passed.")
@@ -53,6 +62,8 @@ const ui = {
   held: $("#task-held"),
   deadlineBox: $("#task-deadline-box"),
   deadline: $("#task-deadline"),
+  item: $("#item"),
+  detailsTitle: $("#details-title"),
   payload: $("#payload"),
   note: $("#note"),
   pass: $("#pass"),
@@ -62,8 +73,18 @@ const ui = {
   done: $("#done-count"),
 };
 
+const verdict = new Verdict({
+  checklistBox: $("#checklist-box"),
+  checklist: $("#checklist"),
+  reasonsBox: $("#reasons-box"),
+  reasons: $("#reasons"),
+  noteHint: $("#note-hint"),
+  note: ui.note,
+});
+const mediaOrigins = allowedOrigins();
+
 let socket = null;
-let payloadFor = null; // the task id and payload now rendered
+let payloadFor = null; // the task id, payload and form now rendered
 let bannerTimer = null;
 
 // --- rendering ----------------------------------------------------------------
@@ -96,6 +117,7 @@ function renderTask() {
   ui.emptyCard.hidden = Boolean(task);
   if (!task) {
     payloadFor = null;
+    verdict.clear();
     let title = "Waiting for a task…";
     let text = "Your next task will appear here automatically.";
     if (state.pending) {
@@ -126,11 +148,20 @@ function renderTask() {
   ui.queueBox.hidden = !task.queue; // a server without queues sends none
   setText(ui.queue, task.queue || "");
   ui.deadlineBox.hidden = !task.deadline;
-  const payloadKey = `${task.id}:${JSON.stringify(task.payload)}`;
+  const display = (state.form && state.form.display) || [];
+  const payloadKey = `${task.id}:${JSON.stringify(task.payload)}:${JSON.stringify(display)}`;
   if (payloadFor !== payloadKey) { // only when it changed: a re-render would drop a text selection
-    ui.payload.replaceChildren(renderPayload(task.payload));
+    ui.item.replaceChildren(...renderItem(display, task.payload, mediaOrigins));
+    ui.item.hidden = !display.length;
+    const rest = renderPayload(task.payload, new Set(display.map((d) => d.field)));
+    ui.payload.replaceChildren(...(rest ? [rest] : []));
+    ui.detailsTitle.hidden = !rest;
+    setText(ui.detailsTitle, display.length ? "More details" : "Details");
     payloadFor = payloadKey;
   }
+  verdict.show(state.form, task.id);
+  $("#keys-reasons").hidden = !(state.form && (state.form.fail_reasons || []).length);
+  $("#keys-zoom").hidden = !ui.item.querySelector(".pv-image");
   document.title = `#${task.id} ${task.name} · Reviewer · qc_live`;
   tick();
 }
@@ -157,6 +188,7 @@ function renderControls() {
   ui.pass.disabled = !ok;
   ui.fail.disabled = !ok;
   ui.note.disabled = !state.task;
+  verdict.setDisabled(!state.task || state.pending !== null);
   const paused = state.available === false;
   ui.pause.disabled = state.conn !== "connected" || state.availabilityBusy;
   ui.pause.setAttribute("aria-pressed", String(paused));
@@ -175,8 +207,10 @@ function renderControls() {
     status = "Connection lost: Pass and Fail wait until it is back. Your task is held for you "
       + "for a short while.";
   }
-  setText(ui.status, status || state.said);
-  ui.status.classList.toggle("warn", Boolean(pending || (state.task && state.conn !== "connected")));
+  const problem = !status && state.task ? state.problem : "";
+  setText(ui.status, status || problem || state.said);
+  ui.status.classList.toggle("warn", Boolean(pending || problem
+    || (state.task && state.conn !== "connected")));
 }
 
 function render() {
@@ -195,7 +229,16 @@ function decide(outcome) {
     return;
   }
   const note = ui.note.value.trim();
-  state.pending = { task_id: state.task.id, outcome, note, attempts: 0, unsure: false };
+  state.problem = verdict.problem(outcome, note) || "";
+  if (state.problem) {
+    renderControls();
+    return;
+  }
+  state.pending = {
+    task_id: state.task.id, outcome, note, attempts: 0, unsure: false,
+    reasons: outcome === "fail" ? verdict.reasons() : [], // a pass has no fail reasons
+    checklist: verdict.checklist(),
+  };
   render();
   send(state.pending);
 }
@@ -205,6 +248,8 @@ function send(pending) {
   pending.attempts += 1;
   const data = { task_id: pending.task_id, outcome: pending.outcome };
   if (pending.note) data.note = pending.note;
+  if (pending.reasons.length) data.reasons = pending.reasons;
+  if (pending.checklist) data.checklist = pending.checklist;
   socket.timeout(ACK_TIMEOUT_MS).emit("task-complete", data, (err, ack) => {
     if (state.pending !== pending) return; // a stale ack: this answer is settled already
     if (err) {
@@ -225,6 +270,14 @@ async function refused(pending, error) {
     state.said = "The server is busy; trying again…";
     render();
     setTimeout(() => { if (state.pending === pending) send(pending); }, 2000);
+    return;
+  }
+  if (error.code === "invalid_verdict") {
+    // The form changed under the page, or it let through what the server does
+    // not: the task stays on screen with the server's reason.
+    state.pending = null;
+    state.problem = `Not saved: ${error.message || "the verdict does not fit this queue's form"}`;
+    render();
     return;
   }
   if (GONE.has(error.code)) {
@@ -249,6 +302,7 @@ async function refused(pending, error) {
 
 function settle(pending, how, detail) {
   state.pending = null;
+  state.problem = "";
   const id = pending.task_id;
   const onScreen = state.task && state.task.id === id;
   if (how === "saved") {
@@ -269,6 +323,7 @@ function settle(pending, how, detail) {
   }
   if (onScreen && how !== "error") {
     state.task = null;
+    state.form = null;
     ui.note.value = "";
   }
   render();
@@ -279,8 +334,12 @@ function settle(pending, how, detail) {
 function onTaskAssigned(data, ack) {
   const task = data && data.task;
   if (task && typeof task.id === "number") {
-    if (!state.task || state.task.id !== task.id) ui.note.value = "";
+    if (!state.task || state.task.id !== task.id) {
+      ui.note.value = "";
+      state.problem = "";
+    }
     state.task = task;
+    state.form = data.form || null;
     state.idle = null;
     render();
   }
@@ -295,6 +354,7 @@ function onIdle(data) {
   else if (reason === "queue-empty") state.available = true;
   if (state.task && !(state.pending && state.pending.task_id === state.task.id)) {
     state.task = null;
+    state.form = null;
   }
   render();
 }
@@ -307,6 +367,7 @@ function onTaskRevoked(data) {
   const reason = (data && data.reason) || "released";
   if (onScreen) {
     state.task = null;
+    state.form = null;
     ui.note.value = "";
   }
   if (answering) state.pending = null;
@@ -353,11 +414,21 @@ function onKey(event) {
     ui.note.blur();
     return;
   }
-  if (event.target.closest && event.target.closest("input, textarea, select, [contenteditable]")) {
+  if (event.target.closest && event.target.closest(
+    "input:not([type=checkbox]):not([type=radio]), textarea, select, [contenteditable]")) {
     return; // typing a note: letters are letters, Enter is a new line
   }
   const key = event.key.toLowerCase();
-  if (key === "p") {
+  if (/^[1-9]$/.test(key) && state.task && state.pending === null) {
+    if (verdict.toggle(Number(key))) event.preventDefault();
+  } else if (key === "z" && state.task) {
+    const figure = (event.target.closest && event.target.closest(".pv-image"))
+      || ui.item.querySelector(".pv-image");
+    if (figure) {
+      event.preventDefault();
+      toggleZoom(figure);
+    }
+  } else if (key === "p") {
     event.preventDefault();
     decide("pass");
   } else if (key === "f") {
@@ -375,6 +446,7 @@ function init() {
   $("#logout").addEventListener("click", logout);
   ui.pass.addEventListener("click", () => decide("pass"));
   ui.fail.addEventListener("click", () => decide("fail"));
+  ui.note.addEventListener("input", () => ui.note.classList.remove("needs-answer"));
   ui.pause.addEventListener("click", toggleAvailability);
   document.addEventListener("keydown", onKey);
 
