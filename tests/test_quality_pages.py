@@ -48,20 +48,24 @@ def verdict_of(text: str, outcome: str) -> bool:
 
 
 def test_an_auditors_page_is_blind_to_the_first_verdict(server, connect, open_page):
+    form = {"fail_reasons": [{"code": "hinge_crack", "label": "Cracked hinge"},
+                             {"code": "hinge_loose", "label": "Loose hinge"}]}
     server.request("PATCH", "/queues/default", server.admin_token, expect=200,
-                   json={"audit_rate": 1})
+                   json={"audit_rate": 1, "form": form})
     alice = server.reviewer("alice")
     bob_user = server.create_user("bob")
     [hinge] = server.add_tasks({"name": "Inspect hinge 4", "external_id": "hinge-4",
                                 "payload": {"part": "H-4", "line": "Press 2"}})
     alice_socket = connect(alice["token"])
     assert alice_socket.task()["id"] == hinge["id"]
-    assert alice_socket.complete(hinge["id"], "fail", note=FIRST_NOTE)["ok"] is True
+    assert alice_socket.complete(hinge["id"], "fail", note=FIRST_NOTE,
+                                 reasons=["hinge_crack"])["ok"] is True
     alice_socket.disconnect()
     audit = audit_of(server, hinge["id"])
     assert (audit["kind"], audit["review_of"], audit["status"]) == ("audit", hinge["id"], "pending")
     first = server.task(hinge["id"])
-    assert (first["outcome"], first["note"]) == ("fail", FIRST_NOTE)
+    assert (first["outcome"], first["note"], first["reasons"]) == ("fail", FIRST_NOTE,
+                                                                   ["hinge_crack"])
     # A gold task waits behind the audit: its answer must not reach bob either.
     [gold] = server.add_tasks({"name": "Inspect hinge 5", "expected_outcome": "fail",
                                "payload": {"part": "H-5"}})
@@ -70,10 +74,13 @@ def test_an_auditors_page_is_blind_to_the_first_verdict(server, connect, open_pa
     bob = open_page()
     traffic = record_traffic(watch_csp(bob))
     login(bob, server, "bob", lands_on="/reviewer")
-    # The same item as the original, labelled a second review; the form is the usual one.
+    # The same item and form as the original, labelled a second review; no reason picked.
     shows_task(bob, audit)
     assert audit["name"] == hinge["name"]
     see(bob, "#payload", "Press 2", contains=True)
+    expect(bob.locator("#reasons-box")).to_be_visible()
+    see(bob, "#reasons", "Cracked hinge", contains=True)
+    expect(bob.locator('#reasons [aria-pressed="true"]')).to_have_count(0)
     expect(bob.locator("#task-kind")).to_be_visible()
     see(bob, "#task-kind", "Second review")
     expect(bob.locator("#pass")).to_be_enabled()
@@ -85,6 +92,7 @@ def test_an_auditors_page_is_blind_to_the_first_verdict(server, connect, open_pa
         for text in texts:
             assert FIRST_NOTE not in text, f"the first note in {where}: {text[:300]}"
             assert not verdict_of(text, "fail"), f"the first outcome in {where}: {text[:300]}"
+            assert not re.search(r'"reasons"\s*:\s*\[\s*"', text), f"reasons in {where}: {text[:300]}"
             for key in ("expected_outcome", "final_outcome", "final_note"):
                 assert key not in text, f"{key} in {where}: {text[:300]}"
             assert not re.search(r'"audit"\s*:\s*"(agreed|disputed)"', text), where
