@@ -63,7 +63,8 @@ test-mysql: install-dev
 
 # Refresh docs/screenshots/ from the browser tests (test-artifacts/ always has the latest).
 screenshots: install-dev
-	QC_DOCS_SCREENSHOTS=1 $(PY) -m pytest tests/test_pages_browser.py tests/test_queues_pages.py tests/test_reviewer_forms_pages.py $(PYTEST_ARGS)
+	QC_DOCS_SCREENSHOTS=1 $(PY) -m pytest tests/test_pages_browser.py tests/test_queues_pages.py \
+		tests/test_reviewer_forms_pages.py tests/test_quality_pages.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache node_modules test-artifacts

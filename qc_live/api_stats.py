@@ -11,8 +11,9 @@ from .board import snapshot
 from .errors import Forbidden, Invalid, NotFound
 from .extensions import db
 from .models import MAX_ID, Role, User
+from .audits import reviewer_figures
 from .clock import iso, utcnow
-from .schemas.answers import Completions, FloorStats, ReviewerStats
+from .schemas.answers import Completions, FloorStats, ReviewerQualities, ReviewerStats
 from .schemas.requests import CompletionsQuery
 from .stats import completions, fail_reasons, reviewer_stats
 
@@ -64,6 +65,19 @@ def completion_buckets(query: CompletionsQuery):
     buckets = completions(db.session, since, now, width)
     return jsonify({"hours": query.hours, "bucket_s": width, "at": iso(now),
                     "buckets": [{**b, "start": iso(b["start"])} for b in buckets]})
+
+
+@bp.get("/stats/reviewers")
+@role_required(Role.SUPERVISOR)
+@api("Reviewers' agreement and gold accuracy", "a supervisor",
+     answers={200: (ReviewerQualities, "every active reviewer, by username")},
+     errors=(401, 403),
+     description="Per reviewer: completed, audits of their work (agreed, disputed, open "
+     "disputes), agreement_rate, gold accuracy, the current audit probability and the last 7 "
+     "days. The sampling rule: docs/api.md, Second reviews and gold tasks.")
+def reviewers_quality():
+    now = utcnow()
+    return jsonify({"reviewers": reviewer_figures(db.session, now), "at": iso(now)})
 
 
 @bp.get("/users/<int:user_id>/stats")

@@ -13,12 +13,12 @@ from .extensions import db
 from .history import task_events
 from .listing import list_tasks
 from .models import MAX_ID, Role
-from .schemas.answers import (Assigned, CreatedTasks, ImportResult, SupervisedTask, Task,
-                              TaskHistory, TaskPage)
+from .schemas.answers import (AuditedTask, Assigned, CreatedTasks, ImportResult,
+                              SupervisedTask, Task, TaskHistory, TaskPage)
 from .sql import READ_TASK
 from .lifecycle import TaskSpec
-from .schemas.requests import (AssignTask, ImportOptions, NewTasks, TaskChanges, TaskExport,
-                               TaskListing)
+from .schemas.requests import (AssignTask, ImportOptions, NewTasks, Resolution, TaskChanges,
+                               TaskExport, TaskListing)
 
 bp = Blueprint("tasks", __name__)
 
@@ -144,7 +144,8 @@ def _after_batch(outcome) -> None:
      errors=(400, 401, 403, 409, 413, 422, 503),
      description="UTF-8 CSV with a header row: name (required), priority, deadline, "
      "external_id, payload (a JSON object), queue (an existing queue: unknown_queue for the "
-     "row otherwise; default: default); an empty cell means not given. Every row is "
+     "row otherwise; default: default), expected_outcome (pass or fail: a gold task); an "
+     "empty cell means not given. Every row is "
      "checked first: with any bad row nothing is imported (400/422 invalid_tasks listing "
      "the rows), unless skip_invalid=1, which imports the valid rows and lists the skipped "
      "ones. Rows are created in batches of 1,000 (each a transaction, dispatched at once). "
@@ -187,7 +188,7 @@ def get_task(task_id: int):
 @bp.patch("/tasks/<int:task_id>")
 @role_required(Role.SUPERVISOR)
 @api("Edit or cancel a task", "a supervisor", body=TaskChanges,
-     answers={200: (Task, "the task as it is now")}, errors=(401, 403, 404, 409, 422),
+     answers={200: (AuditedTask, "the task as it is now")}, errors=(401, 403, 404, 409, 422),
      description="A pending task may move to another `queue` (422 unknown_queue; 409 "
      "task_not_pending once held); it keeps its place by age. "
      "Edits go to a holder at once (task-assigned again, same id); cancelling "
@@ -220,6 +221,21 @@ def task_history(task_id: int):
      errors=(401, 403, 404, 409))
 def release_task(task_id: int):
     outcome = state.dispatcher().release(db.session, _existing_id(task_id), current_user.id)
+    state.notifier().push(outcome)
+    return jsonify(outcome.value)
+
+
+@bp.post("/tasks/<int:task_id>/resolve")
+@role_required(Role.SUPERVISOR)
+@api("Settle a disputed task", "a supervisor", body=Resolution,
+     answers={200: (AuditedTask, "the task, with its final verdict")},
+     errors=(401, 403, 404, 409),
+     description="The final verdict of a task whose audit disagreed (audit: disputed): "
+     "final_outcome and final_note are set and task.finalized is sent, once. 409 not_disputed "
+     "(no dispute), 409 already_resolved.")
+def resolve_task(task_id: int, body: Resolution):
+    outcome = state.dispatcher().resolve(db.session, _existing_id(task_id), body.outcome,
+                                         body.note, current_user.id)
     state.notifier().push(outcome)
     return jsonify(outcome.value)
 

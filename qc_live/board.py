@@ -15,6 +15,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
+from . import audits
 from .clock import iso, utcnow
 from .extensions import db, socketio
 from .models import Role, Task, TaskStatus, User
@@ -23,6 +24,9 @@ from .stats import reviewer_stats
 
 log = logging.getLogger(__name__)
 
+# Each reviewer's audit figures on the board (audits.reviewer_figures).
+QUALITY = ("agreement_rate", "gold_accuracy", "audits_done", "disputes_open",
+           "audit_probability")
 NAMESPACE = "/board"
 ROOM = "board"
 FAST = 0.1
@@ -33,7 +37,8 @@ def snapshot(session, config) -> dict:
     """The board as one JSON-able dict: the shape of contract.md (with
     `queues`, the queue objects of routing.queue_figures, and each reviewer's
     `skills`), plus `at` (server time), `stats.reviewers` (see
-    stats.reviewer_stats) and per reviewer `connected` (a socket right now;
+    stats.reviewer_stats), `disputes` (audits.open_disputes), per reviewer
+    the audit figures of QUALITY and `connected` (a socket right now;
     `online` stays true through the grace period, as a page reload is not a
     logout)."""
     from .routing import queue_figures, skills_of  # board is imported by database.py
@@ -71,6 +76,11 @@ def snapshot(session, config) -> dict:
     durations = [(end - start).total_seconds() for start, end in handled if start and end]
     per_reviewer = reviewer_stats(session)
     session.rollback()
+    quality = {row["id"]: row for row in audits.reviewer_figures(session, now, trend=False)}
+    for reviewer in reviewers:
+        figures = quality.get(reviewer["id"], {})
+        reviewer.update({key: figures.get(key) for key in QUALITY})
+    disputes = audits.open_disputes(session)
     queues = queue_figures(session, config)
     return {
         "reviewers": reviewers,
@@ -86,6 +96,7 @@ def snapshot(session, config) -> dict:
             "median_handle_s": round(statistics.median(durations), 2) if durations else None,
             "reviewers": per_reviewer,
         },
+        "disputes": disputes,
         "at": iso(now),
     }
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from . import acks, database, forms, lifecycle, presence, queue, routing, sql
 from .errors import Conflict, Forbidden, Invalid, NotFound, QCError
 from .lifecycle import ASSIGNED, PENDING, TaskSpec, Work, lock_reviewer, task_dict
-from .models import Role, TaskEvent
+from .models import KIND_AUDIT, Role, TaskEvent, supervised_task_dict
 from .notices import Assigned, Idle, Outcome, Revoked
 
 __all__ = ["Dispatcher", "TaskSpec"]
@@ -90,6 +90,9 @@ class Dispatcher:
                     raise Conflict(f"task {task_id} is no longer assigned to you "
                                    f"(it is {row.status})", code="task_not_assigned")
                 raise Forbidden(f"task {task_id} is not yours", code="not_your_task")
+            if row.kind == KIND_AUDIT and outcome is None:
+                raise Invalid(f"task {task_id} is a second review: give an outcome",
+                              code="outcome_required")
             # finish refuses an invalid verdict before it writes anything
             done = lifecycle.finish(w, row, outcome, note, reasons, checklist)
             if over_rest:
@@ -196,9 +199,9 @@ class Dispatcher:
             candidates = queue.free_reviewers(w.session, self.lease_seconds, size,
                                               exclude=passed, now=w.now)
             free = queue.lock_free(w, candidates) if candidates else []
-            pairs, skip = [], set()
+            pairs, skip, blocked = [], set(), set()
             for _ in range(3):  # concurrent claims took some: look past them, twice at most
-                chosen = queue.match(w, free, skip) if free else []
+                chosen = queue.match(w, free, skip, blocked) if free else []
                 rows = {row.id: row for row in
                         queue.lock_pending(w, {t: q for _, t, q in chosen})}
                 pairs += [(r, rows[t]) for r, t, _ in chosen if t in rows]
@@ -211,10 +214,18 @@ class Dispatcher:
                 skip |= {t for _, t, _ in chosen}
                 free = [r for r in free if r not in taken]
             notices = lifecycle.assign(w, pairs) if pairs else []
+            # Passed over only because an audit of their own work came first:
+            # each claims for itself, past those audits (queue.next_task).
+            served = {r for r, _ in pairs}
+            for reviewer_id in [r for r in free if r in blocked and r not in served]:
+                assigned = self._claim(w, reviewer_id)
+                if assigned is not None:
+                    notices.append(assigned)
+                    served.add(reviewer_id)
             # Those left without a task are passed over from now on (the ones
             # after them in the idle line may qualify for what is left); go
             # on while there may be more free reviewers.
-            passed.update(set(candidates) - {r for r, _ in pairs})
+            passed.update(set(candidates) - served)
             return notices, len(candidates) == size
 
         outcome = Outcome()
@@ -238,12 +249,16 @@ class Dispatcher:
         def work(w: Work):
             row = lifecycle.lock(w, task_id, (PENDING,), "task_not_pending")
             if reviewer_id is not None:
+                if reviewer_id == row.excluded_reviewer_id:
+                    raise Conflict(f"task {task_id} is a second review of reviewer "
+                                   f"{reviewer_id}'s own work", code="own_work")
                 candidates = [self._named_reviewer(w, row, reviewer_id)]
             else:
                 rules = routing.rules(w.session, row.queue)
+                excluded = [row.excluded_reviewer_id] if row.excluded_reviewer_id else []
                 candidates = queue.free_reviewers(
                     w.session, self.lease_seconds, queue=row.queue,
-                    level=routing.level_needed(rules, row.created_at, w.now))
+                    level=routing.level_needed(rules, row.created_at, w.now), exclude=excluded)
             # The task is locked first here, then a reviewer, the other way
             # round from a claim: so reviewers are only tried (SKIP LOCKED),
             # never waited for.
@@ -327,6 +342,13 @@ class Dispatcher:
         # In another queue, other reviewers may qualify: one of them may be free.
         return outcome.extend(self.dispatch_pending(session)) if moved else outcome
 
+    def resolve(self, session, task_id: int, outcome: str, note: str | None,
+                actor_id: int) -> Outcome:
+        """A supervisor settles a disputed task (lifecycle.resolve): its final
+        verdict, task.finalized. Outcome.value: the task (supervisor's view)."""
+        return Outcome(lifecycle.run(
+            session, lambda w: lifecycle.resolve(w, task_id, outcome, note, actor_id)))
+
     # --- reading ----------------------------------------------------------------
 
     def current_task(self, session, reviewer_id: int) -> dict | None:
@@ -342,8 +364,9 @@ class Dispatcher:
         try:
             if row is None:
                 raise NotFound(f"task {task_id} does not exist", code="task_not_found")
-            if Role(reader.role).rank >= Role.SUPERVISOR.rank or row.assignee_id == reader.id \
-                    or ever_held(session, task_id, reader.id):
+            if Role(reader.role).rank >= Role.SUPERVISOR.rank:
+                return supervised_task_dict(row)
+            if row.assignee_id == reader.id or ever_held(session, task_id, reader.id):
                 return task_dict(row)
             raise Forbidden("this task is not yours", code="not_your_task")
         finally:

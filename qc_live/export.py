@@ -26,15 +26,16 @@ import sqlalchemy as sa
 
 from .database import yield_to_loop
 from .listing import filters_of
-from .models import Task, task_dict
+from .models import Task, supervised_task_dict as task_dict
 
 PAGE = 1000
 COLUMNS = ("id", "external_id", "name", "queue", "status", "priority", "assignee_id", "created_at",
            "assigned_at", "completed_at", "deadline", "outcome", "note", "reasons", "checklist",
-           "payload")
+           "payload", "kind", "review_of", "expected_outcome", "audit", "final_outcome",
+           "final_note", "finalized_at")
 # Text cells a spreadsheet could run: neutralised (numbers are not text cells).
 TEXT_COLUMNS = frozenset({"external_id", "name", "queue", "note", "reasons", "checklist",
-                          "payload"})
+                          "payload", "final_note"})
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 

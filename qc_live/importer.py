@@ -17,7 +17,8 @@ batch goes through `create_in_batches` too, for the same reason.
 The file: UTF-8 (a byte-order mark is fine), comma-separated, a header row
 naming the columns (any order, case and surrounding blanks ignored): `name`
 (required), `priority`, `deadline`, `external_id`, `payload` (a JSON object),
-`queue` (an existing queue; a row naming another is refused, `unknown_queue`).
+`queue` (an existing queue; a row naming another is refused, `unknown_queue`),
+`expected_outcome` (pass or fail: a gold task).
 An empty cell means "not given". Blank rows are skipped, and so are columns
 that are blank from the header down (spreadsheets save trailing empty
 columns); a column with values but no name is refused. Each row is checked
@@ -44,7 +45,8 @@ from .schemas.requests import NewTask, unknown_queue
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("name", "priority", "deadline", "external_id", "payload", "queue")
+COLUMNS = ("name", "priority", "deadline", "external_id", "payload", "queue",
+           "expected_outcome")
 BATCH_SIZE = 1000
 # Reports list at most this many problems (the counts are always complete).
 MAX_REPORTED = 1000

@@ -8,6 +8,15 @@
     pending|assigned --edit--> the same status, new name/payload/priority/deadline
     pending --edit--> pending, in another queue (keeping created_at)
 
+Second reviews (audits.py decides who and how often): `finish` of a review
+either makes its verdict final at once or creates its audit task (kind
+'audit', review_of the original, not for the original's reviewer); `finish`
+of an audit marks the original agreed (final) or disputed; `resolve` settles
+a dispute; an audit cancelled or expired leaves the original's verdict
+final. `finalize` is the one place a verdict becomes final, and writes
+task.finalized only if its guarded UPDATE (finalized_at IS NULL) changed
+the row: exactly once.
+
 Each edge is a function over a `Work` (one write transaction): it writes the
 task's row, records its event in the history (`task_events`, written once per
 transaction, before the commit) and returns the task as the wire's task
@@ -18,7 +27,7 @@ when; `run` gives them the transaction.
 
 Invariants the database keeps whatever this code does: `holder_id` is UNIQUE
 (a reviewer holds at most one task) and is one column (a task has at most one
-holder). This module keeps the rest: `holder_id` is set exactly while the
+holder); `review_of` is UNIQUE (one audit per original). This module keeps the rest: `holder_id` is set exactly while the
 task is assigned, then equal to `assignee_id`; a final status never changes.
 """
 from dataclasses import dataclass
@@ -26,12 +35,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import current_app
 
-from . import forms, outbox, sql
+from . import audits, forms, outbox, sql
 from .clock import utcnow
 from .database import is_sqlite, run_write
 from .errors import Conflict, NotFound
 from .group_commit import run_write_shared
-from .models import DEFAULT_QUEUE, task_dict
+from .models import DEFAULT_QUEUE, KIND_AUDIT, supervised_task_dict, task_dict
 from .notices import Assigned
 
 __all__ = ["Work", "run", "task_dict", "TaskSpec"]
@@ -39,7 +48,7 @@ __all__ = ["Work", "run", "task_dict", "TaskSpec"]
 ASSIGNED, PENDING, CANCELLED = sql.ASSIGNED, sql.PENDING, sql.CANCELLED
 LIVE = sql.LIVE  # the statuses a task can leave
 FINAL = (sql.COMPLETED, sql.CANCELLED, sql.EXPIRED)
-EDITABLE = ("name", "payload", "priority", "deadline", "queue")
+EDITABLE = ("name", "payload", "priority", "deadline", "queue", "expected_outcome")
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class TaskSpec:
     deadline: object = None
     external_id: str | None = None
     queue: str = DEFAULT_QUEUE
+    expected_outcome: str | None = None  # a gold task's answer
 
 
 class Work:
@@ -157,7 +167,7 @@ def create(w: Work, specs: list[TaskSpec], actor_id: int | None) -> list[dict]:
     existing = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
-        existing.update((row.external_id, task_dict(row)) for row in w.conn.execute(
+        existing.update((row.external_id, supervised_task_dict(row)) for row in w.conn.execute(
             sa.select(sql.tasks).where(sql.tasks.c.external_id.in_(chunk))))
     rows, places, new_ids = [], [], {}
     for spec in specs:
@@ -172,15 +182,15 @@ def create(w: Work, specs: list[TaskSpec], actor_id: int | None) -> list[dict]:
             rows.append({"name": spec.name, "payload": spec.payload,
                          "priority": spec.priority, "deadline": spec.deadline,
                          "external_id": spec.external_id, "queue": spec.queue,
-                         "status": PENDING,
+                         "expected_outcome": spec.expected_outcome, "status": PENDING,
                          "created_at": w.now, "updated_at": w.now})
     if not rows:
         return places
     ids = _insert(w, rows)
     for task_id in ids:
         w.event(task_id, "created", actor_id=actor_id)
-    created = [task_dict(row, id=task_id, assignee_id=None, assigned_at=None,
-                         completed_at=None, outcome=None, note=None)
+    created = [supervised_task_dict(row, id=task_id, assignee_id=None, assigned_at=None,
+                                    completed_at=None, outcome=None, note=None)
                for task_id, row in zip(ids, rows)]
     return [created[p] if isinstance(p, int) else p for p in places]
 
@@ -229,20 +239,105 @@ def finish(w: Work, row, outcome: str | None, note: str | None, reasons: list | 
     changed after the read and committed first orders this completion
     before the change, which is what it then was. A pass without reasons
     or checklist is valid whatever the form, so it reads nothing. Empty
-    reasons or checklist are stored as not given (null)."""
+    reasons or checklist are stored as not given (null).
+
+    In the same transaction: a review is sampled for an audit
+    (audits.sampled: one audit task, kind 'audit', review_of this task,
+    which its reviewer never gets) or made final at once; an audit settles
+    its original (`_settle`)."""
     reasons, checklist = reasons or None, checklist or None
     if forms.verdict_needs_form(outcome, reasons, checklist):
         forms.check_verdict(forms.form_of(w.conn, row.queue), outcome, note, reasons,
                             checklist)
-    w.conn.execute(sql.FINISH, {"task_id": row.id, "now": w.now, "outcome": outcome,
-                                "note": note, "reasons": reasons, "checklist": checklist})
+    final_now = row.kind != KIND_AUDIT and not audits.sampled(w.conn, row, outcome)
+    params = {"task_id": row.id, "now": w.now, "outcome": outcome, "note": note,
+              "reasons": reasons, "checklist": checklist}
+    changes = dict(status=sql.COMPLETED, holder_id=None, completed_at=w.now,
+                   outcome=outcome, note=note, reasons=reasons, checklist=checklist)
+    if final_now and w.conn.execute(sql.FINISH_FINAL, params).rowcount == 1:
+        # Final at once, in the same statement (finalized_at was NULL: a
+        # review is completed once).
+        done = supervised_task_dict(row, **changes, final_outcome=outcome, final_note=note,
+                                    finalized_at=w.now)
+        w.announce(outbox.COMPLETED, {**done, "final_outcome": None, "final_note": None,
+                                      "finalized_at": None})
+        w.announce(outbox.FINALIZED, done)
+    else:
+        w.conn.execute(sql.FINISH, params)
+        w.announce(outbox.COMPLETED, supervised_task_dict(row, **changes))
+        if row.kind == KIND_AUDIT:
+            _settle(w, row, outcome)
+        elif not final_now:
+            _create_audit(w, row)
     detail = {key: value for key, value in (("outcome", outcome), ("reasons", reasons),
                                             ("checklist", checklist)) if value is not None}
     w.event(row.id, "completed", reviewer_id=row.holder_id, detail=detail or None)
-    task = task_dict(row, status=sql.COMPLETED, holder_id=None, completed_at=w.now,
-                     outcome=outcome, note=note, reasons=reasons, checklist=checklist)
-    w.announce(outbox.COMPLETED, task)
-    return task
+    return task_dict(row, **changes)
+
+def _create_audit(w: Work, row) -> int:
+    """The audit of a review just completed: the same item (name, payload,
+    queue, priority), no deadline, at the back of its queue, never for the
+    original's reviewer (excluded_reviewer_id, which the claim passes over).
+    UNIQUE review_of: a second audit of one original fails in the database."""
+    [audit_id] = _insert(w, [{"name": row.name, "payload": row.payload,
+                              "priority": row.priority, "deadline": None, "external_id": None,
+                              "queue": row.queue, "status": PENDING, "kind": KIND_AUDIT,
+                              "review_of": row.id, "excluded_reviewer_id": row.holder_id,
+                              "created_at": w.now, "updated_at": w.now}])
+    w.event(audit_id, "created", detail={"audit_of": row.id})
+    w.event(row.id, "audit_requested", reviewer_id=row.holder_id, detail={"audit": audit_id})
+    return audit_id
+
+
+def _settle(w: Work, audit_row, outcome: str | None) -> None:
+    """An audit completed: its original is 'agreed' (and final, with its own
+    verdict) when the outcomes match, 'disputed' otherwise (a supervisor
+    resolves it). Only a still unaudited original changes."""
+    original = w.conn.execute(sql.LOCK_TASK, {"task_id": audit_row.review_of}).first()
+    if original is None or original.audit is not None or original.finalized_at is not None:
+        return
+    finding = audits.AGREED if outcome == original.outcome else audits.DISPUTED
+    w.conn.execute(sa.update(sql.tasks).where(sql.tasks.c.id == original.id,
+                                              sql.tasks.c.audit.is_(None))
+                   .values(audit=finding, updated_at=w.now))
+    w.event(original.id, finding, reviewer_id=original.assignee_id,
+            detail={"audit": audit_row.id, "outcome": outcome})
+    if finding == audits.AGREED:
+        finalize(w, {**original._mapping, "audit": finding}, original.outcome, original.note)
+
+
+def finalize(w: Work, task: dict, outcome: str | None, note: str | None,
+             actor_id: int | None = None) -> bool:
+    """The task's verdict is final: `final_outcome`, `final_note`,
+    `finalized_at`, and task.finalized announced, only if this UPDATE is the
+    one that sets finalized_at (WHERE finalized_at IS NULL): exactly once,
+    whoever else tries. `task`: its columns as they are now. Whether it did."""
+    done = w.conn.execute(
+        sa.update(sql.tasks).where(sql.tasks.c.id == task["id"],
+                                   sql.tasks.c.finalized_at.is_(None))
+        .values(final_outcome=outcome, final_note=note, finalized_at=w.now,
+                updated_at=w.now)).rowcount
+    if done != 1:
+        return False
+    if actor_id is not None:
+        w.event(task["id"], "resolved", actor_id=actor_id, detail={"outcome": outcome})
+    w.announce(outbox.FINALIZED, supervised_task_dict(task, final_outcome=outcome,
+                                                      final_note=note, finalized_at=w.now))
+    return True
+
+
+def resolve(w: Work, task_id: int, outcome: str, note: str | None, actor_id: int) -> dict:
+    """A supervisor settles a disputed original: its final verdict. Conflict
+    `not_disputed` (no dispute) or `already_resolved`."""
+    row = w.conn.execute(sql.LOCK_TASK, {"task_id": task_id}).first()
+    if row is None:
+        raise NotFound(f"task {task_id} does not exist", code="task_not_found")
+    if row.audit != audits.DISPUTED:
+        raise Conflict(f"task {task_id} is not disputed", code="not_disputed")
+    if row.finalized_at is not None or not finalize(w, row._mapping, outcome, note, actor_id):
+        raise Conflict(f"task {task_id} was resolved already", code="already_resolved")
+    return supervised_task_dict(row, final_outcome=outcome, final_note=note,
+                                finalized_at=w.now)
 
 
 def requeue(w: Work, row, kind: str, actor_id: int | None = None) -> dict:
@@ -268,9 +363,13 @@ def expire(w: Work, row) -> dict:
 def _end(w: Work, row, status: str, kind: str, actor_id, announced: str) -> dict:
     w.conn.execute(sql.END, {"task_id": row.id, "status": status, "now": w.now})
     w.event(row.id, kind, reviewer_id=row.holder_id, actor_id=actor_id)
-    task = task_dict(row, status=status, holder_id=None)
-    w.announce(announced, task)
-    return task
+    w.announce(announced, supervised_task_dict(row, status=status, holder_id=None))
+    if row.kind == KIND_AUDIT:
+        # No second opinion after all: the original's own verdict stands.
+        original = w.conn.execute(sql.LOCK_TASK, {"task_id": row.review_of}).first()
+        if original is not None and original.audit is None:
+            finalize(w, original._mapping, original.outcome, original.note)
+    return supervised_task_dict(row, status=status, holder_id=None)
 
 
 def edit(w: Work, row, changes: dict, actor_id: int | None) -> tuple[dict, bool]:
@@ -278,12 +377,12 @@ def edit(w: Work, row, changes: dict, actor_id: int | None) -> tuple[dict, bool]
     whether anything changed (an edit that changes nothing records nothing)."""
     changed = {k: v for k, v in changes.items() if k in EDITABLE and row._mapping[k] != v}
     if not changed:
-        return task_dict(row), False
+        return supervised_task_dict(row), False
     w.conn.execute(sa.update(sql.tasks).where(sql.tasks.c.id == row.id)
                    .values(**changed, updated_at=w.now))
     w.event(row.id, "updated", reviewer_id=row.holder_id, actor_id=actor_id,
             detail={"fields": sorted(changed)})
-    return task_dict(row, **changed), True
+    return supervised_task_dict(row, **changed), True
 
 
 # --- the reviewer's side of an edge ---------------------------------------------

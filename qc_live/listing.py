@@ -55,7 +55,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from .errors import BadRequest
-from .models import Task, TaskStatus, task_dict
+from .models import Task, TaskStatus, supervised_task_dict
 
 MAX_CURSOR_LENGTH = 512
 
@@ -107,6 +107,7 @@ class TaskQuery:
     order_by: str = DEFAULT_ORDER
     limit: int = 50
     after: tuple | None = None  # (phase index, key values), from the cursor
+    audit: str | None = None  # agreed, disputed, open (disputed, not resolved)
 
 
 # --- cursors -------------------------------------------------------------------
@@ -202,6 +203,8 @@ def _index(query: TaskQuery) -> str:
         "priority" if query.order_by == "priority" or query.priority is not None else "created"
     if query.assignee_id is not None:
         return f"ix_tasks_assignee_{by}"
+    if getattr(query, "audit", None) is not None and by == "created":
+        return "ix_tasks_audit_created"
     if query.queue is not None and by != "deadline":
         return "ix_tasks_queue_head" if by == "priority" else "ix_tasks_queue_created"
     if query.priority is not None:
@@ -234,6 +237,11 @@ def filters_of(query) -> list:
     if query.q is not None:
         found.append(sa.or_(Task.external_id == query.q,
                             Task.name.like(_like_prefix(query.q), escape="\\")))
+    audit = getattr(query, "audit", None)
+    if audit == "open":
+        found += [Task.audit == "disputed", Task.finalized_at.is_(None)]
+    elif audit is not None:
+        found.append(Task.audit == audit)
     return found
 
 
@@ -278,7 +286,7 @@ def list_tasks(session, query: TaskQuery) -> tuple[list[dict], str | None]:
     ids = [values[-1] for _, values in page]
     by_id = {row.id: row for row in
              session.execute(sa.select(Task.__table__).where(Task.id.in_(ids)))} if ids else {}
-    tasks = [task_dict(by_id[i]) for i in ids if i in by_id]
+    tasks = [supervised_task_dict(by_id[i]) for i in ids if i in by_id]
     session.rollback()  # end the read transaction
     next_cursor = encode_cursor(query.order_by, *page[-1]) if more and page else None
     return tasks, next_cursor

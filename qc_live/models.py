@@ -128,6 +128,9 @@ class Queue(db.Model):
     created_at: Mapped[object] = mapped_column(Timestamp, default=utcnow)
     # The review form (docs/api.md "Review forms"); NULL: no form.
     form: Mapped[object] = mapped_column(Json, nullable=True)
+    # The share of completions audited: the floor of each reviewer's audit
+    # probability (audits.py); 0: never audited.
+    audit_rate: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
 
 
 class Skill(db.Model):
@@ -152,6 +155,9 @@ def _default_skill(_mapper, connection, user):
     if user.role == Role.REVIEWER.value:
         connection.execute(sa.insert(Skill.__table__).values(
             user_id=user.id, queue=DEFAULT_QUEUE, level=1))
+
+
+KIND_REVIEW, KIND_AUDIT = "review", "audit"
 
 
 class Task(db.Model):
@@ -187,6 +193,24 @@ class Task(db.Model):
     # fail and the checklist's answers; NULL when not given.
     reasons: Mapped[object] = mapped_column(Json, nullable=True)
     checklist: Mapped[object] = mapped_column(Json, nullable=True)
+    # Second reviews and gold tasks (audits.py): 'review' or 'audit'; an
+    # audit's original (UNIQUE, uq_tasks_review_of: one audit per original);
+    # on an audit, the original's reviewer, whom the claim passes over.
+    kind: Mapped[str] = mapped_column(sa.String(8), default=KIND_REVIEW,
+                                      server_default=KIND_REVIEW)
+    review_of: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("tasks.id", name="fk_tasks_review_of"), nullable=True)
+    excluded_reviewer_id: Mapped[int | None] = mapped_column(nullable=True)
+    # A gold task's answer (supervisors only; never sent to a reviewer).
+    expected_outcome: Mapped[str | None] = mapped_column(sa.String(8), nullable=True)
+    # On an original: what its audit found, 'agreed' or 'disputed' (NULL: none).
+    audit: Mapped[str | None] = mapped_column(sa.String(8), nullable=True)
+    # The final verdict, set once (UPDATE ... WHERE finalized_at IS NULL).
+    final_outcome: Mapped[str | None] = mapped_column(sa.String(8), nullable=True)
+    final_note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    finalized_at: Mapped[object] = mapped_column(Timestamp, nullable=True)
+
+    __table_args__ = (sa.Index("uq_tasks_review_of", "review_of", unique=True),)
 
 
 def task_dict(row, **changes) -> dict:
@@ -211,7 +235,31 @@ def task_dict(row, **changes) -> dict:
         # .get: rows written by create() name only the columns they set.
         "reasons": task.get("reasons"),
         "checklist": task.get("checklist"),
+        "kind": task.get("kind") or KIND_REVIEW,
+        "review_of": task.get("review_of"),
     }
+
+
+SUPERVISOR_ONLY = ("expected_outcome", "audit", "final_outcome", "final_note", "finalized_at")
+
+
+def reviewer_view(task: dict) -> dict:
+    """A task object fit for a reviewer: without SUPERVISOR_ONLY's keys."""
+    if any(key in task for key in SUPERVISOR_ONLY):
+        return {k: v for k, v in task.items() if k not in SUPERVISOR_ONLY}
+    return task
+
+
+def supervised_task_dict(row, **changes) -> dict:
+    """The task object of supervisors' answers (GET /tasks, /tasks/<id>,
+    export, webhooks): `task_dict` and what reviewers never see, the gold
+    answer and the audit's findings (docs/api.md "Second reviews and gold
+    tasks")."""
+    task = {**(row._mapping if hasattr(row, "_mapping") else row), **changes}
+    return {**task_dict(task), "expected_outcome": task.get("expected_outcome"),
+            "audit": task.get("audit"), "final_outcome": task.get("final_outcome"),
+            "final_note": task.get("final_note"),
+            "finalized_at": iso(task.get("finalized_at"))}
 
 
 # The dispatch query: next pending task by priority (descending), then FIFO.
@@ -239,6 +287,11 @@ sa.Index("ix_tasks_assignee_created", Task.assignee_id, Task.status, Task.create
 sa.Index("ix_tasks_assignee_priority", Task.assignee_id, Task.status, Task.priority.desc(),
          Task.created_at, Task.id)
 sa.Index("ix_tasks_assignee_deadline", Task.assignee_id, Task.status, Task.deadline, Task.id)
+# A reviewer's audited work and gold answers (audits.quality_of, at each
+# sampled completion, and GET /stats/reviewers); the dispute list.
+sa.Index("ix_tasks_assignee_audit", Task.assignee_id, Task.audit)
+sa.Index("ix_tasks_assignee_gold", Task.assignee_id, Task.expected_outcome, Task.outcome)
+sa.Index("ix_tasks_audit_created", Task.audit, Task.finalized_at, Task.created_at, Task.id)
 
 
 class TaskEvent(db.Model):

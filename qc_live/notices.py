@@ -6,6 +6,8 @@ Wire names are in docs/api.md: `Assigned` is `task-assigned`, `Idle` is `idle`,
 """
 from dataclasses import dataclass, field
 
+from .models import reviewer_view
+
 
 @dataclass(frozen=True)
 class Assigned:
@@ -15,6 +17,11 @@ class Assigned:
     reviewer_id: int
     task: dict
     resent: bool = False
+
+    def __post_init__(self):
+        # Whatever the caller built it from, a reviewer never gets a gold
+        # task's answer or an audit's findings.
+        object.__setattr__(self, "task", reviewer_view(self.task))
 
 
 @dataclass(frozen=True)

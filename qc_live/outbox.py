@@ -33,10 +33,10 @@ webhooks, deliveries = Webhook.__table__, WebhookDelivery.__table__
 COMPLETED, EXPIRED, CANCELLED, FINALIZED = ("task.completed", "task.expired",
                                             "task.cancelled", "task.finalized")
 EVENT_TYPES = (COMPLETED, EXPIRED, CANCELLED, FINALIZED)
-# What a transition announces. task.finalized fires with task.completed until
-# audits exist (then it waits for the final verdict).
-ANNOUNCES = {COMPLETED: (COMPLETED, FINALIZED), EXPIRED: (EXPIRED,),
-             CANCELLED: (CANCELLED,)}
+# What a transition announces. task.finalized is announced on its own, by
+# lifecycle.finalize, once the verdict is final (at completion unless audited).
+ANNOUNCES = {COMPLETED: (COMPLETED,), EXPIRED: (EXPIRED,), CANCELLED: (CANCELLED,),
+             FINALIZED: (FINALIZED,)}
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 STATUSES = (PENDING, DELIVERED, FAILED)
 # The back-off never waits longer than this between two attempts.

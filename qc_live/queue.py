@@ -91,10 +91,13 @@ def dispatch_key(row, now):
     return (-row.priority, 1, row.created_at, row.id)
 
 
-def _in_queue(table, i: int, cutoff: bool):
-    """Conditions: pending, not overdue, in queue :q<i> (and created before :c<i>)."""
+def _in_queue(table, i: int, cutoff: bool, mine: bool = False):
+    """Conditions: pending, not overdue, in queue :q<i> (and created before
+    :c<i>; with `mine`, not an audit of reviewer :me's own work)."""
     conditions = [table.c.queue == sa.bindparam(f"q{i}"), table.c.status == sql.PENDING,
                   sql.not_overdue(table)]
+    if mine:
+        conditions.append(sql.not_excluded(table))
     if cutoff:
         conditions.append(table.c.created_at < sa.bindparam(f"c{i}"))
     return conditions
@@ -116,46 +119,49 @@ def _by_index(statement, table):
     return statement.with_hint(table, hint, "mysql").with_hint(table, hint, "mariadb")
 
 
-def _fifo(i: int, cutoff: bool, n: int = 1, lock: bool = False):
+def _fifo(i: int, cutoff: bool, n: int = 1, lock: bool = False, mine: bool = False):
     """A queue's head, FIFO within the highest priority (ix_tasks_queue_head:
     an index walk from the top that stops at the first row, or, with a
     cutoff, at the first old enough)."""
     t = sql.tasks
-    statement = sa.select(t).where(*_in_queue(t, i, cutoff)) \
+    statement = sa.select(t).where(*_in_queue(t, i, cutoff, mine)) \
         .order_by(t.c.priority.desc(), t.c.created_at, t.c.id).limit(n)
     statement = _by_index(statement, t)
     return statement.with_for_update(skip_locked=True) if lock else statement
 
 
-def _urgent(i: int, cutoff: bool, n: int = 1, lock: bool = False):
+def _urgent(i: int, cutoff: bool, n: int = 1, lock: bool = False, mine: bool = False):
     """A queue's urgent head: due within the window, in the queue's top
     priority (one row of ix_tasks_queue_head), earliest deadline first
     (ix_tasks_queue_due). With n > 1, the first n urgent ones of any priority."""
     t, top = sql.tasks, sql.tasks.alias(f"top{i}")
     due = [t.c.deadline > sa.bindparam("now"), t.c.deadline <= sa.bindparam("soon")]
     if n == 1:
-        top_priority = _by_index(sa.select(top.c.priority).where(*_in_queue(top, i, cutoff))
+        top_priority = _by_index(sa.select(top.c.priority)
+                                 .where(*_in_queue(top, i, cutoff, mine))
                                  .order_by(top.c.priority.desc()).limit(1), top) \
             .scalar_subquery()
-        statement = sa.select(t).where(*_in_queue(t, i, cutoff), *due,
+        statement = sa.select(t).where(*_in_queue(t, i, cutoff, mine), *due,
                                        t.c.priority == top_priority) \
             .order_by(t.c.deadline, t.c.id).limit(1)
     else:
-        statement = sa.select(t).where(*_in_queue(t, i, cutoff), *due) \
+        statement = sa.select(t).where(*_in_queue(t, i, cutoff, mine), *due) \
             .order_by(t.c.priority.desc(), t.c.deadline, t.c.id).limit(n)
     return statement.with_for_update(skip_locked=True) if lock else statement
 
 
 @functools.lru_cache(maxsize=256)
-def _heads(shape: tuple, n: int = 1):
+def _heads(shape: tuple, n: int = 1, mine: bool = False):
     """One statement: the FIFO and urgent heads (`n` of each) of every queue
     in `shape` (one flag per queue: whether its reach has a cutoff), as a
-    UNION ALL of small indexed reads. Cached per shape, so compiled once."""
+    UNION ALL of small indexed reads (`mine`: for reviewer :me, past audits
+    of its own work). Cached per shape, so compiled once."""
     t = sql.tasks
-    columns = (t.c.id, t.c.queue, t.c.priority, t.c.created_at, t.c.deadline)
+    columns = (t.c.id, t.c.queue, t.c.priority, t.c.created_at, t.c.deadline,
+               t.c.excluded_reviewer_id)
     parts = []
     for i, cutoff in enumerate(shape):
-        for read in (_fifo(i, cutoff, n), _urgent(i, cutoff, n)):
+        for read in (_fifo(i, cutoff, n, mine=mine), _urgent(i, cutoff, n, mine=mine)):
             sub = read.with_only_columns(*columns).subquery()
             parts.append(sa.select(*sub.c))
     return sa.union_all(*parts) if len(parts) > 1 else parts[0]
@@ -163,7 +169,7 @@ def _heads(shape: tuple, n: int = 1):
 
 @functools.lru_cache(maxsize=64)
 def _locking_heads(cutoff: bool):
-    return _urgent(0, cutoff, lock=True), _fifo(0, cutoff, lock=True)
+    return _urgent(0, cutoff, lock=True, mine=True), _fifo(0, cutoff, lock=True, mine=True)
 
 
 # Queues read per UNION: a bounded statement, however many queues a reviewer
@@ -175,8 +181,8 @@ def _parts(reaches: list) -> list[list]:
     return [reaches[i:i + QUEUES_PER_READ] for i in range(0, len(reaches), QUEUES_PER_READ)]
 
 
-def _params(w: Work, reaches: list) -> dict:
-    params = {"now": w.now, "soon": w.now + URGENT_WINDOW}
+def _params(w: Work, reaches: list, me: int | None = None) -> dict:
+    params = {"now": w.now, "soon": w.now + URGENT_WINDOW, "me": me}
     for i, (queue, r) in enumerate(reaches):
         params[f"q{i}"] = queue
         if r is not ALL:
@@ -184,11 +190,12 @@ def _params(w: Work, reaches: list) -> dict:
     return params
 
 
-def _lock_head(w: Work, queue: str, r):
+def _lock_head(w: Work, queue: str, r, me: int):
     """Lock the head of one queue within reach `r` (urgent first, as the
-    order says), skipping what concurrent claims hold; its row, or None.
-    The locking read is the re-check: it sees the row as committed."""
-    params = _params(w, [(queue, r)])
+    order says) for reviewer `me`, skipping what concurrent claims hold and
+    audits of `me`'s own work; its row, or None. The locking read is the
+    re-check: it sees the row as committed."""
+    params = _params(w, [(queue, r)], me)
     for statement in _locking_heads(r is not ALL):
         row = w.conn.execute(statement, params).first()
         if row is not None:
@@ -206,13 +213,14 @@ def next_task(w: Work, reviewer_id: int):
     reaches = sorted(reaches_of(w, reviewer_id).items())
     if len(reaches) > 1:
         rows = sorted((row for part in _parts(reaches)
-                       for row in w.conn.execute(_heads(tuple(r is not ALL for _, r in part)),
-                                                 _params(w, part))),
+                       for row in w.conn.execute(
+                           _heads(tuple(r is not ALL for _, r in part), mine=True),
+                           _params(w, part, reviewer_id))),
                       key=lambda row: dispatch_key(row, w.now))
         if rows:
             row = w.conn.execute(sql.LOCK_IF_PENDING, {"task_id": rows[0].id,
                                                        "queue": rows[0].queue,
-                                                       "now": w.now}).first()
+                                                       "now": w.now, "me": reviewer_id}).first()
             if row is not None:
                 return row
         best = {}
@@ -221,7 +229,7 @@ def next_task(w: Work, reviewer_id: int):
         reaches = sorted((item for item in reaches if item[0] in best),
                          key=lambda item: best[item[0]])
     for queue, r in reaches:
-        row = _lock_head(w, queue, r)
+        row = _lock_head(w, queue, r, reviewer_id)
         if row is not None:
             return row
     return None
@@ -231,7 +239,8 @@ def anything_pending(w: Work) -> bool:
     return w.conn.execute(sql.ANY_PENDING, {"now": w.now}).first() is not None
 
 
-def match(w: Work, free: list[int], skip=frozenset()) -> list[tuple[int, int, str]]:
+def match(w: Work, free: list[int], skip=frozenset(), blocked=None) \
+        -> list[tuple[int, int, str]]:
     """Pair free reviewers (locked, longest idle first) with pending tasks:
     each task in dispatch order goes to the longest-idle reviewer left who
     qualifies for it. Returns (reviewer id, task id, the task's queue)
@@ -241,7 +250,10 @@ def match(w: Work, free: list[int], skip=frozenset()) -> list[tuple[int, int, st
     len(free) tasks of each queue and reach some reviewer has (FIFO and
     urgent): a task missing from those has len(free) tasks before it that
     the same reviewers qualify for, so it could not be matched anyway.
-    `skip`: tasks concurrent claims hold (looked past)."""
+    `skip`: tasks concurrent claims hold (looked past). An audit never goes
+    to the reviewer of its original; reviewers who were passed over for that
+    alone are added to `blocked` (a set), for a claim of their own
+    (next_task reads past those audits in SQL)."""
     n = len(free) + len(skip)
     reaches = {}  # reviewer -> {queue: reach}
     for row in w.conn.execute(
@@ -266,6 +278,10 @@ def match(w: Work, free: list[int], skip=frozenset()) -> list[tuple[int, int, st
     for row in sorted(rows.values(), key=lambda row: dispatch_key(row, w.now)):
         for reviewer_id in left:
             if qualifies(reaches.get(reviewer_id, {}).get(row.queue, False), row.created_at):
+                if row.excluded_reviewer_id == reviewer_id:
+                    if blocked is not None:
+                        blocked.add(reviewer_id)
+                    continue
                 pairs.append((reviewer_id, row.id, row.queue))
                 left.remove(reviewer_id)
                 break

@@ -81,7 +81,7 @@ def qualification(session, reviewer_id: int, task_row, now=None) -> tuple[bool, 
 
 # --- queues ------------------------------------------------------------------------
 
-FIELDS = ("name", "description", "min_level", "relax_after_s", "form")
+FIELDS = ("name", "description", "min_level", "relax_after_s", "form", "audit_rate")
 
 
 def queue_figures(session, config, name: str | None = None) -> list[dict]:
@@ -110,7 +110,8 @@ def queue_figures(session, config, name: str | None = None) -> list[dict]:
     for q in queues:
         pending, oldest = counts.get((q.name, sql.PENDING), (0, None))
         result.append({"name": q.name, "description": q.description, "min_level": q.min_level,
-                       "relax_after_s": q.relax_after_s, "pending": pending,
+                       "relax_after_s": q.relax_after_s, "audit_rate": q.audit_rate,
+                       "pending": pending,
                        "assigned": counts.get((q.name, sql.ASSIGNED), (0, None))[0],
                        "oldest_pending_age_s": round((now - oldest).total_seconds(), 1)
                        if oldest else None,
@@ -132,7 +133,7 @@ def create_queue(session, fields: dict) -> None:
         if session.get(Queue, fields["name"]) is not None:
             raise Conflict(f"queue {fields['name']!r} exists", code="conflict")
         session.add(Queue(**{"description": "", "min_level": 1, "relax_after_s": None,
-                             **fields}))
+                             "audit_rate": 0.0, **fields}))
         session.flush()
     try:
         run_write(session, work)

@@ -32,6 +32,12 @@ def not_overdue(table=tasks):
     return sa.or_(table.c.deadline.is_(None), table.c.deadline > _p("now"))
 
 
+def not_excluded(table=tasks):
+    """Condition: not an audit of reviewer :me's own work (audits.py)."""
+    return sa.or_(table.c.excluded_reviewer_id.is_(None),
+                  table.c.excluded_reviewer_id != _p("me"))
+
+
 # --- choosing the next task (queue.py) --------------------------------------
 
 # The FIFO head: highest priority, then oldest (ix_tasks_queue). :now
@@ -53,11 +59,12 @@ URGENT_HEAD = (sa.select(tasks).where(tasks.c.status == PENDING,
                                       tasks.c.deadline <= _p("soon"))
                .order_by(tasks.c.deadline, tasks.c.id)
                .limit(1).with_for_update(skip_locked=True))
-# One task, locked if it is still pending in the same queue and not overdue
-# (and no other claim holds it): the best of the heads a claim read.
-# :task_id :queue :now
+# One task, locked if it is still pending in the same queue, not overdue and
+# not an audit of :me's work (and no other claim holds it): the best of the
+# heads a claim read. :task_id :queue :now :me
 LOCK_IF_PENDING = (sa.select(tasks).where(tasks.c.id == _p("task_id"), tasks.c.status == PENDING,
-                                          tasks.c.queue == _p("queue"), not_overdue())
+                                          tasks.c.queue == _p("queue"), not_overdue(),
+                                          not_excluded())
                    .with_for_update(skip_locked=True))
 # A reviewer's skills with their queues' rules: what its claim may take. :reviewer_id
 SKILLS_OF = (sa.select(skills.c.queue, skills.c.level, queues.c.min_level,
@@ -98,6 +105,15 @@ FINISH = (sa.update(tasks).where(tasks.c.id == _p("task_id"))
           .values(status=COMPLETED, holder_id=None, completed_at=_p("now"),
                   outcome=_p("outcome"), note=_p("note"), reasons=_p("reasons"),
                   checklist=_p("checklist"), updated_at=_p("now")))
+# The same, and the verdict final at once (not sent to a second review): one
+# statement, guarded like lifecycle.finalize's. :task_id :now :outcome :note
+# :reasons :checklist
+FINISH_FINAL = (sa.update(tasks).where(tasks.c.id == _p("task_id"), tasks.c.finalized_at.is_(None))
+                .values(status=COMPLETED, holder_id=None, completed_at=_p("now"),
+                        outcome=_p("outcome"), note=_p("note"), reasons=_p("reasons"),
+                        checklist=_p("checklist"), updated_at=_p("now"),
+                        final_outcome=_p("outcome"), final_note=_p("note"),
+                        finalized_at=_p("now")))
 # assigned -> pending, keeping created_at (so its place in the queue). :task_id :now
 REQUEUE = (sa.update(tasks).where(tasks.c.id == _p("task_id"))
            .values(status=PENDING, holder_id=None, assignee_id=None, assigned_at=None,

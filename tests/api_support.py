@@ -12,7 +12,10 @@ from live import MYSQL, Reviewer
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 TASK_FIELDS = {"id", "external_id", "name", "payload", "priority", "status", "assignee_id",
                "created_at", "assigned_at", "completed_at", "deadline", "outcome", "note",
-               "queue", "reasons", "checklist"}
+               "queue", "reasons", "checklist", "kind", "review_of"}
+# Supervisors' answers add what reviewers never see (docs/api.md, Second reviews and gold tasks).
+SUPERVISED_TASK_FIELDS = TASK_FIELDS | {"expected_outcome", "audit", "final_outcome",
+                                        "final_note", "finalized_at"}
 USER_FIELDS = {"id", "username", "role", "active", "online", "available", "task_id",
                "completed_count"}
 REVIEWER_FIELDS = USER_FIELDS | {"skills"}  # reviewers' user objects carry their skills

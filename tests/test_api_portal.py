@@ -123,7 +123,9 @@ def test_complete_task_answers_the_next_task_and_pushes_it_to_every_tab(server, 
     assert (done["id"], done["status"], done["outcome"], done["note"], done["assignee_id"]) \
         == (first["id"], "completed", "fail", "dent", alice["id"])
     assert done["completed_at"] is not None
-    assert server.task(first["id"]) == done
+    supervised = server.task(first["id"])
+    assert {k: supervised[k] for k in done} == done
+    assert (supervised["final_outcome"], supervised["final_note"]) == ("fail", "dent")
     nxt = body["next_task"]
     assert (nxt["id"], nxt["status"], nxt["assignee_id"]) == (second["id"], "assigned",
                                                               alice["id"])

@@ -59,7 +59,12 @@ def test_board_snapshot_on_connect_matches_rest_and_contract_shape(server):
             assert data["queue"]["by_priority"] == {"2": 1, "0": 2}
             row = reviewer_row(data, alice["id"])
             assert set(row) == {"id", "username", "online", "available", "task_id",
-                                "task_since", "completed_count", "connected", "skills"}
+                                "task_since", "completed_count", "connected", "skills",
+                                "agreement_rate", "gold_accuracy", "audits_done",
+                                "disputes_open", "audit_probability"}
+            assert (row["audits_done"], row["disputes_open"], row["agreement_rate"]) == \
+                (0, 0, None)
+            assert data["disputes"] == {"open": 0, "oldest": []}
             assert row["skills"] == {"default": 1}
             assert row["online"] is False
     finally:

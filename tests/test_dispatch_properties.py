@@ -8,12 +8,22 @@ when the machine says so (`time_passes`, which then runs the sweep's steps).
 Who qualifies for what is judged by an oracle written here (`qualifies`),
 apart from the server's rule.
 
+Queue `a` audits every completion (audit_rate 1; the others none), and some
+tasks are gold (an expected_outcome); the machine resolves disputes.
+
 Invariants checked after every step:
 - a task has at most one holder, and only an assigned task has one;
 - a reviewer holds at most one task;
 - no task is pending while a free online reviewer qualified for it exists
   (dispatch is eager; when time made it eligible, the sweep that follows did it);
 - completed tasks never change; tasks never vanish.
+- audits: an audit is never held (nor done) by its original's reviewer; each
+  completed review in an audited queue (not gold) has exactly one audit, every
+  other none; a verdict is final (finalized_at) exactly when the contract says
+  (no audit; audit agreed, cancelled or expired; dispute resolved), and its
+  task.finalized outbox row exists exactly once then, never before; nothing
+  a reviewer receives (pushes, answers) carries expected_outcome or another
+  task's verdict.
 Checked at every assignment: the reviewer qualifies for the task at that
 moment. At every claim: it is the reviewer's best eligible task (priority,
 urgent deadlines within it, then FIFO, across its queues). At every dispatch
@@ -23,10 +33,13 @@ dispatch_pending runs in batches of 2 here, so a dispatch spans several.
 
 The machine was checked against deliberate bugs (`test_the_machine_finds...`):
 a completion that does not claim the next task, a cancel (or expiry) that
-leaves the holder set, a claim that ignores min_level, and relax_after_s
-never widening a claim. All are found, every run.
+leaves the holder set, a claim that ignores min_level, relax_after_s never
+widening a claim, an audit open to its original's reviewer, no audit ever
+sampled, reviewers handed the supervisor's task object, and a verdict made
+final at every completion. All are found, every run.
 """
 import itertools
+from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
@@ -43,7 +56,8 @@ from qc_live.dispatch import Dispatcher
 from qc_live.errors import QCError, RateLimited
 from qc_live.extensions import db
 from qc_live.lifecycle import TaskSpec
-from qc_live.models import Connection, Role, ServerProcess, Skill, Task, TaskEvent, User
+from qc_live.models import (SUPERVISOR_ONLY, Connection, Queue, Role, ServerProcess, Skill,
+                            Task, TaskEvent, User, Webhook, WebhookDelivery)
 from qc_live.notices import Assigned
 from qc_live.queue import URGENT_WINDOW
 
@@ -51,11 +65,14 @@ LEASE, GRACE = 15, 30  # the app fixture's settings
 REVIEWERS = 3
 # name -> (min_level, relax_after_s)
 QUEUES = {"default": (1, None), "a": (1, None), "b": (3, 60)}
+AUDITED = {"a"}  # audit_rate 1 (every completion sampled: no chance in the machine)
 FIRST_SKILLS = ({"default": 1, "a": 1}, {"default": 1, "b": 3}, {"a": 2, "b": 1})
 SKILLS = st.dictionaries(st.sampled_from(sorted(QUEUES)), st.integers(1, 4), max_size=3)
 # New tasks: (priority, due in minutes or None, queue); 10 and 20 are within URGENT_WINDOW.
+# The fourth: a gold task's expected_outcome (None: not gold).
 TASK_KINDS = st.lists(st.tuples(st.integers(0, 2), st.sampled_from([None, 10, 20, 120]),
-                                st.sampled_from(sorted(QUEUES))),
+                                st.sampled_from(sorted(QUEUES)),
+                                st.sampled_from([None, None, "pass", "fail"])),
                       min_size=1, max_size=6)
 # No sum of these is within a second of 60 s: where the relax line falls never
 # depends on the microseconds the steps take.
@@ -90,6 +107,11 @@ class Floor_:
             sa.select(User.id).where(User.role == Role.REVIEWER.value, User.active.is_(True),
                                      User.available.is_(True), User.id.not_in(holding), live)
             .order_by(User.idle_since, User.id)).scalars())
+        # An audit's original reviewer, from the original's row (not the
+        # column the server filters on).
+        reviewer_of = dict(conn.execute(sa.select(Task.id, Task.assignee_id)).all())
+        self.not_for = {t.id: reviewer_of.get(t.review_of) for t in conn.execute(
+            sa.select(Task.id, Task.review_of).where(Task.review_of.is_not(None)))}
         self.pending = sorted(
             conn.execute(sa.select(Task.__table__).where(
                 Task.status == "pending",
@@ -97,6 +119,8 @@ class Floor_:
             key=lambda t: dispatch_order(t, now))
 
     def qualifies(self, reviewer_id, task) -> bool:
+        if self.not_for.get(task.id) == reviewer_id:
+            return False  # nobody audits their own work
         return qualifies(self.skills.get(reviewer_id, {}).get(task.queue), task.queue,
                          task.created_at, self.now)
 
@@ -140,7 +164,9 @@ def machine_for(app):
             super().__init__()
             s = db.session
             s.rollback()
-            for model in (TaskEvent, Task, Connection, ServerProcess, Skill):
+            s.execute(sa.update(Task).values(review_of=None))  # its own foreign key
+            for model in (TaskEvent, Task, Connection, ServerProcess, Skill, WebhookDelivery,
+                          Webhook):
                 s.execute(sa.delete(model))
             s.execute(sa.delete(User).where(User.role == Role.REVIEWER.value))
             s.commit()
@@ -149,6 +175,11 @@ def machine_for(app):
                 if name not in known:
                     routing.create_queue(s, {"name": name, "min_level": min_level,
                                              "relax_after_s": relax})
+            s.execute(sa.update(Queue).values(audit_rate=sa.case(
+                (Queue.name.in_(AUDITED), 1.0), else_=0.0)))
+            # A subscription: task.finalized rows in the outbox, counted below.
+            s.add(Webhook(url="http://127.0.0.1:9/h", events=["task.finalized"], secret="s" * 16))
+            s.commit()
             self.process = self._new_process()
             self.reviewers = []
             for i in range(REVIEWERS):
@@ -188,7 +219,7 @@ def machine_for(app):
                 with pytest.raises(RateLimited):
                     dispatcher.connect(db.session, sid, rid, version, self.process)
                 return
-            dispatcher.connect(db.session, sid, rid, version, self.process)
+            blind(dispatcher.connect(db.session, sid, rid, version, self.process))
             self.sockets[sid] = rid
 
         @precondition(lambda self: self.sockets)
@@ -202,15 +233,16 @@ def machine_for(app):
         @rule(data=st.data(), outcome=st.sampled_from(["pass", "fail"]))
         def complete_own(self, data, outcome):
             rid = data.draw(st.sampled_from(self._holders()))
-            held = dispatcher.current_task(db.session, rid)
-            dispatcher.complete(db.session, rid, held["id"], outcome)
+            held = blind(dispatcher.current_task(db.session, rid))
+            blind(dispatcher.complete(db.session, rid, held["id"], outcome))
 
         @rule(who=st.integers(0, REVIEWERS - 1), task=st.integers(1, 12))
         def complete_any(self, who, task):
             """Someone tries to complete an arbitrary task id: it works only if
             it is theirs; anything else is refused and changes nothing."""
             try:
-                dispatcher.complete(db.session, self.reviewers[who], self._id(task), "pass")
+                blind(dispatcher.complete(db.session, self.reviewers[who], self._id(task),
+                                          "pass"))
             except QCError:
                 pass
 
@@ -218,15 +250,15 @@ def machine_for(app):
         def set_availability(self, who, available):
             rid = self.reviewers[who]
             online = presence.is_online(db.session, rid, LEASE)
-            dispatcher.set_availability(db.session, rid, available, claim=online)
+            blind(dispatcher.set_availability(db.session, rid, available, claim=online))
 
         @rule(kinds=TASK_KINDS)
         def create(self, kinds):
             now = utcnow()
             specs = [TaskSpec(name=f"t{self.task_count + i}", payload={}, priority=priority,
                               deadline=now + timedelta(minutes=due_in) if due_in else None,
-                              queue=name)
-                     for i, (priority, due_in, name) in enumerate(kinds)]
+                              queue=name, expected_outcome=expected)
+                     for i, (priority, due_in, name, expected) in enumerate(kinds)]
             made = dispatcher.create_tasks(db.session, specs, None).value
             if self.base is None:
                 self.base = made[0]["id"] - 1
@@ -253,6 +285,14 @@ def machine_for(app):
             sweep.expire_overdue(dispatcher, db.session)
             sweep.requeue_abandoned(dispatcher, db.session)
             dispatcher.dispatch_pending(db.session)
+
+        @rule(task=st.integers(1, 12), outcome=st.sampled_from(["pass", "fail"]))
+        def resolve(self, task, outcome):
+            """A supervisor settles a dispute (or is refused: none, or settled)."""
+            try:
+                dispatcher.resolve(db.session, self._id(task), outcome, None, None)
+            except QCError:
+                pass
 
         @rule(task=st.integers(1, 12))
         def release(self, task):
@@ -333,8 +373,9 @@ def machine_for(app):
         def completed_tasks_never_change_and_none_vanish(self):
             db.session.rollback()
             rows = db.session.execute(sa.select(Task.id, Task.status, Task.outcome,
-                                                Task.assignee_id, Task.completed_at)).all()
-            assert len(rows) == self.task_count
+                                                Task.assignee_id, Task.completed_at,
+                                                Task.kind)).all()
+            assert len([r for r in rows if r.kind == "review"]) == self.task_count
             for row in rows:
                 if row.status == "completed":
                     frozen = (row.outcome, row.assignee_id, row.completed_at)
@@ -342,7 +383,67 @@ def machine_for(app):
             now_completed = {r.id for r in rows if r.status == "completed"}
             assert set(self.completed) <= now_completed
 
+        @invariant()
+        def audits_are_blind_once_and_final_once(self):
+            db.session.rollback()
+            tasks = {t.id: t for t in db.session.execute(sa.select(Task.__table__))}
+            finalized = Counter(db.session.scalars(
+                sa.select(WebhookDelivery.task_id).where(WebhookDelivery.type == "task.finalized")))
+            db.session.rollback()
+            audits_of = Counter(t.review_of for t in tasks.values() if t.kind == "audit")
+            for t in tasks.values():
+                if t.kind == "audit":
+                    original = tasks[t.review_of]
+                    assert original.kind == "review" and original.status == "completed"
+                    assert original.queue in AUDITED and original.expected_outcome is None
+                    assert t.assignee_id is None or t.assignee_id != original.assignee_id, \
+                        f"audit {t.id} went to {t.assignee_id}, who did task {original.id}"
+                    assert t.finalized_at is None and finalized[t.id] == 0
+                    continue
+                audited = t.status == "completed" and t.queue in AUDITED and \
+                    t.expected_outcome is None
+                assert audits_of[t.id] == (1 if audited else 0), \
+                    f"task {t.id}: {audits_of[t.id]} audits"
+                audit = next((a for a in tasks.values() if a.review_of == t.id), None)
+                if t.status != "completed":
+                    final = False
+                elif audit is None:
+                    final = True
+                elif audit.status in ("cancelled", "expired"):
+                    final = t.audit is None
+                    assert t.audit is None
+                elif audit.status == "completed":
+                    assert t.audit == ("agreed" if audit.outcome == t.outcome else "disputed")
+                    final = t.audit == "agreed" or t.finalized_at is not None  # resolved
+                else:
+                    final = False
+                    assert t.audit is None
+                assert (t.finalized_at is not None) == final, f"task {t.id} final: {final}"
+                assert finalized[t.id] == (1 if final else 0), \
+                    f"task {t.id}: {finalized[t.id]} task.finalized events"
+                if final and t.audit != "disputed":
+                    assert t.final_outcome == t.outcome
+
     return Floor
+
+
+def blind(outcome):
+    """What a reviewer receives (a use case's answer and its pushes): no
+    supervisor-only field, and an audit without its original's verdict."""
+    if outcome is None:
+        return outcome
+    tasks = [outcome] if isinstance(outcome, dict) else []
+    if hasattr(outcome, "notices"):
+        value = outcome.value
+        tasks += [n.task for n in outcome.notices if isinstance(n, Assigned)]
+        if isinstance(value, dict):
+            tasks += [v for k, v in value.items() if k in ("task", "next_task") and v] or \
+                ([value] if "id" in value else [])
+    for task in tasks:
+        assert not set(SUPERVISOR_ONLY) & set(task), f"a reviewer got {sorted(task)}"
+        if task.get("kind") == "audit" and task["status"] != "completed":
+            assert (task["outcome"], task["note"]) == (None, None)
+    return outcome
 
 
 def checked(dispatch_pending):
@@ -353,7 +454,7 @@ def checked(dispatch_pending):
         session.rollback()
         expected = Floor_(session.connection(), utcnow()).greedy()
         session.rollback()
-        outcome = dispatch_pending(session)
+        outcome = blind(dispatch_pending(session))
         handed = {(x.reviewer_id, x.task["id"]) for x in outcome.notices
                   if isinstance(x, Assigned)}
         assert handed == expected, f"handed out {handed}, the oracle says {expected}"
@@ -397,8 +498,8 @@ def run_machine(app, monkeypatch, **settings_):
     monkeypatch.setattr(lifecycle, "assign", checked_assign(lifecycle.assign))
     run_state_machine_as_test(
         machine_for(app),
-        settings=settings(max_examples=50, stateful_step_count=25, deadline=None,
-                          suppress_health_check=list(HealthCheck), **settings_))
+        settings=settings(**{"max_examples": 50, "stateful_step_count": 25, "deadline": None,
+                             "suppress_health_check": list(HealthCheck), **settings_}))
 
 
 def test_random_interleavings_keep_the_dispatch_invariants(app, monkeypatch):
@@ -439,15 +540,50 @@ def _relax_never_comes(monkeypatch):
                         reach(level, min_level, None, now))
 
 
+def _audit_open_to_its_reviewer(monkeypatch):
+    insert = lifecycle._insert
+
+    def without_exclusion(w, rows):
+        return insert(w, [{**row, "excluded_reviewer_id": None} for row in rows])
+    monkeypatch.setattr(lifecycle, "_insert", without_exclusion)
+
+
+def _never_sampled(monkeypatch):
+    from qc_live import audits
+    monkeypatch.setattr(audits, "sampled", lambda *args, **kwargs: False)
+
+
+def _reviewers_get_the_supervisors_task(monkeypatch):
+    from qc_live import models, notices
+    monkeypatch.setattr(lifecycle, "task_dict", models.supervised_task_dict)
+    monkeypatch.setattr(notices, "reviewer_view", lambda task: task)
+
+
+def _finalized_at_every_completion(monkeypatch):
+    finish, finalize = lifecycle.finish, lifecycle.finalize
+
+    def finish_and_finalize(w, row, outcome, note, *args):
+        task = finish(w, row, outcome, note, *args)
+        finalize(w, {**row._mapping, "status": "completed"}, outcome, note)
+        return task
+    monkeypatch.setattr(lifecycle, "finish", finish_and_finalize)
+
+
 @pytest.mark.parametrize("bug", [_completion_does_not_claim, _end_keeps_the_holder,
-                                 _claim_ignores_min_level, _relax_never_comes],
+                                 _claim_ignores_min_level, _relax_never_comes,
+                                 _audit_open_to_its_reviewer, _never_sampled,
+                                 _reviewers_get_the_supervisors_task,
+                                 _finalized_at_every_completion],
                          ids=["completion-does-not-claim", "cancel-keeps-the-holder",
-                              "claim-ignores-min-level", "relax-never-comes"])
+                              "claim-ignores-min-level", "relax-never-comes",
+                              "audit-open-to-its-reviewer", "never-sampled",
+                              "reviewers-get-the-supervisors-task",
+                              "finalized-at-every-completion"])
 def test_the_machine_finds_deliberate_bugs(app, monkeypatch, bug):
     """A state machine that cannot fail proves nothing: with each bug planted,
     it must fail (derandomized, so every run explores the same examples)."""
     bug(monkeypatch)
     with pytest.raises(AssertionError):
         # Found is enough: shrinking the example would take minutes.
-        run_machine(app, monkeypatch, derandomize=True, database=None,
+        run_machine(app, monkeypatch, derandomize=True, database=None, max_examples=150,
                     phases=[Phase.explicit, Phase.generate])

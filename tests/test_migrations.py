@@ -155,6 +155,20 @@ def test_a_database_of_the_last_release_upgrades_in_place_with_everything_in_it(
         {(r, "default", 1) for r in reviewers}
     assert [tuple(r) for r in database.query("SELECT DISTINCT queue FROM tasks")] == \
         [("default",)]
+    # Audits (0006): every task a review, nothing audited, no gold; completed tasks
+    # are final with their own verdict (their task.finalized went out with
+    # task.completed), the others not yet; no queue is audited.
+    assert [tuple(r) for r in database.query("SELECT audit_rate FROM queues")] == [(0,)]
+    assert {tuple(r) for r in database.query(
+        "SELECT kind, review_of, excluded_reviewer_id, expected_outcome, audit FROM tasks")} \
+        == {("review", None, None, None, None)}
+    finals = database.query("SELECT status, outcome, note, completed_at, final_outcome, "
+                            "final_note, finalized_at FROM tasks ORDER BY id")
+    assert sorted((r[1], r[2]) for r in finals if r[0] == "completed") == \
+        [("fail", "scratch"), ("pass", "fine")]
+    for status, outcome, note, completed_at, final_outcome, final_note, finalized_at in finals:
+        assert (final_outcome, final_note, finalized_at) == \
+            ((outcome, note, completed_at) if status == "completed" else (None, None, None))
     # The dead release's lease and sockets are still there, to expire as a crash's do.
     assert set(database.query("SELECT id FROM server_processes")) >= set(old_process)
 

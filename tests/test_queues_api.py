@@ -4,7 +4,7 @@ POST /assign_task to a named reviewer, `waiting`, and the board's queues."""
 from api_support import assert_error
 
 QUEUE_FIELDS = {"name", "description", "min_level", "relax_after_s", "pending", "assigned",
-                "oldest_pending_age_s", "online_qualified", "form"}
+                "oldest_pending_age_s", "online_qualified", "form", "audit_rate"}
 
 
 def _queue(server, token=None, expect=201, **fields):
@@ -25,7 +25,7 @@ def test_supervisors_create_list_and_edit_queues(server):
     made = _queue(server, sue, name="lang:de-DE", description="German listings",
                   min_level=3, relax_after_s=120).json()
     assert made == {"name": "lang:de-DE", "description": "German listings", "min_level": 3,
-                    "relax_after_s": 120, "pending": 0, "assigned": 0,
+                    "relax_after_s": 120, "audit_rate": 0, "pending": 0, "assigned": 0,
                     "oldest_pending_age_s": None, "online_qualified": 0, "form": None}
     listed = server.request("GET", "/queues", sue, expect=200).json()["queues"]
     assert [q["name"] for q in listed] == ["default", "lang:de-DE"]

@@ -177,6 +177,12 @@ def test_the_readme_tour_works_as_written(start_server, tmp_path):
         out = shell.paste(rest)
         assert '"error"' not in out, out
         assert re.search(r'"message":"task \d+ completed', out), out
+        # The form's fail: stored with its reasons and checklist, listed first in results.
+        assert '"reasons":["dent","scratch"]' in out and '"checklist":{"label":true}' in out, out
+        assert '"fail_reasons":[{"code":"scratch"' in out, out
+        results = json.loads([line for line in out.splitlines() if line.startswith('{"tasks"')][-1])
+        assert [(t["name"], t["reasons"]) for t in results["tasks"]] == [
+            ("Check lot 20", ["dent", "scratch"]), ("Check lot 19", None)], out
     finally:
         shell.close()
     password = re.search(r"password: (\S+)", admin_file.read_text())[1]
@@ -184,7 +190,7 @@ def test_the_readme_tour_works_as_written(start_server, tmp_path):
     listing = server.request("GET", "/tasks?status=pending,assigned", token, expect=200)
     assert listing.json()["tasks"] == []
     completed = server.request("GET", "/tasks?status=completed", token, expect=200)
-    assert len(completed.json()["tasks"]) == 3
+    assert len(completed.json()["tasks"]) == 4
 
 
 def test_readme_and_docs_link_only_inside_the_repository():

@@ -188,6 +188,13 @@ REST = {
     ("GET", "/stats"): (lambda w, r: w.call(r, "GET", "/stats"), (401, 403, 403, OK, OK)),
     ("GET", "/stats/completions"): (lambda w, r: w.call(r, "GET", "/stats/completions"),
                                     (401, 403, 403, OK, OK)),
+    ("GET", "/stats/reviewers"): (lambda w, r: w.call(r, "GET", "/stats/reviewers"),
+                                  (401, 403, 403, OK, OK)),
+    # Permitted, the call reaches the task: a pending one has no dispute (409
+    # not_disputed; test_audits_api.py resolves real ones).
+    ("POST", "/tasks/<int:task_id>/resolve"): (
+        lambda w, r: w.call(r, "POST", f"/tasks/{w.pending_task()}/resolve",
+                            json={"outcome": "pass"}), (401, 403, 403, 409, 409)),
     ("GET", "/board"): (lambda w, r: w.call(r, "GET", "/board"), (401, 403, 403, OK, OK)),
     ("GET", "/queues"): (lambda w, r: w.call(r, "GET", "/queues"), (401, 403, 403, OK, OK)),
     ("POST", "/queues"): (
@@ -219,6 +226,8 @@ UNKNOWN = {
     ("GET", "/tasks/<int:task_id>/history"): (f"/tasks/{MISSING}/history", None,
                                               (401, 404, 404, 404, 404)),
     ("POST", "/tasks/<int:task_id>/release"): (f"/tasks/{MISSING}/release", None,
+                                               (401, 403, 403, 404, 404)),
+    ("POST", "/tasks/<int:task_id>/resolve"): (f"/tasks/{MISSING}/resolve", {"outcome": "pass"},
                                                (401, 403, 403, 404, 404)),
     ("PATCH", "/users/<int:user_id>"): (f"/users/{MISSING}", {"username": "x"},
                                         (401, 403, 403, 404, 404)),

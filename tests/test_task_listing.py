@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from api_support import TASK_FIELDS, assert_error, execute
+from api_support import SUPERVISED_TASK_FIELDS, assert_error, execute
 
 STATUSES = ("pending", "assigned", "completed", "cancelled", "expired")
 
@@ -113,7 +113,7 @@ def test_paging_gives_every_row_exactly_once_in_order_for_every_order_and_filter
             assert len(ids) == len(set(ids)), (query, order_by, "a row came twice")
             assert ids == expected, (query, order_by)
             for task in got[:3]:
-                assert set(task) == TASK_FIELDS
+                assert set(task) == SUPERVISED_TASK_FIELDS
     # The shown fields agree with the filters.
     for task in _walk(server, f"status=completed&assignee_id={alice}", 500):
         assert (task["status"], task["assignee_id"]) == ("completed", alice)

@@ -56,7 +56,11 @@ def test_a_completion_reaches_the_receiver_signed_and_logged(start_server):
     for kind, (request, body) in bodies.items():
         assert request["headers"]["X-QC-Event"] == kind
         assert request["headers"]["X-QC-Delivery"] == body["event_id"]
-        assert body["task"] == done == server.task(task["id"])
+        # The supervisor's task object: the reviewer's answer and the audit fields.
+        assert {k: body["task"][k] for k in done} == done
+        assert (body["task"]["final_outcome"] == "pass") == (kind == "task.finalized")
+        if kind == "task.finalized":
+            assert body["task"] == server.task(task["id"])
         assert body["at"] == done["completed_at"]
     log = _settled(server, hook["id"], 2)
     assert {(d["type"], d["status"], d["attempts"]) for d in log} == {

@@ -56,16 +56,24 @@ def test_a_completion_writes_its_events_in_its_own_transaction(floor):
     reviewer, task = holding(floor)
     done = floor.dispatcher.complete(db.session, reviewer.id, task["id"], "fail", "scratch")
     found = rows()
-    # task.finalized fires with task.completed (until audits exist); the
-    # cancel-only subscription gets nothing.
+    # task.finalized fires with task.completed when the queue audits nothing
+    # (test_audits_api.py: when it does); the cancel-only subscription gets nothing.
     assert sorted((r.webhook_id, r.type) for r in found) == [
         (everything, outbox.COMPLETED), (everything, outbox.FINALIZED)]
     assert len({r.event_id for r in found}) == 2
     for row in found:
         body = json.loads(row.body)
+        task = body.pop("task")
         assert body == {"event_id": row.event_id, "type": row.type,
-                        "at": done.value["task"]["completed_at"], "task": done.value["task"]}
-        assert body["task"]["outcome"] == "fail" and body["task"]["status"] == "completed"
+                        "at": done.value["task"]["completed_at"]}
+        # The supervisor's task object: the reviewer's, and the audit fields.
+        assert {k: task[k] for k in done.value["task"]} == done.value["task"]
+        assert (task["kind"], task["review_of"], task["expected_outcome"], task["audit"]) == \
+            ("review", None, None, None)
+        final = row.type == outbox.FINALIZED
+        assert (task["final_outcome"], task["final_note"], task["finalized_at"]) == \
+            (("fail", "scratch", task["completed_at"]) if final else (None, None, None))
+        assert task["outcome"] == "fail" and task["status"] == "completed"
         assert row.status == outbox.PENDING and row.attempts == 0
     assert only_cancel not in {r.webhook_id for r in found}
 

@@ -71,6 +71,21 @@ class Task(Answer):
                                       "(the queue's form); null when not given")
     checklist: dict[str, bool] | None = Field(description="the checklist's answers by item "
                                               "id; null when not given")
+    kind: Literal["review", "audit"] = Field(description="audit: a blind second review of "
+                                             "task `review_of`")
+    review_of: Id | None = Field(description="the audited task (audits only)")
+
+
+class AuditedTask(Task):
+    """A task as supervisors see it (never sent to a reviewer)."""
+    expected_outcome: Literal[OUTCOMES] | None = Field(None, description="a gold task's "
+                                                       "answer")
+    audit: Literal["agreed", "disputed"] | None = Field(
+        None, description="what this task's audit found; null: not audited (yet)")
+    final_outcome: Literal[OUTCOMES] | None = Field(None, description="the final verdict")
+    final_note: str | None = None
+    finalized_at: Time | None = Field(None, description="when the verdict became final "
+                                      "(task.finalized); null: not yet")
 
 
 class Waiting(Answer):
@@ -83,17 +98,17 @@ class Waiting(Answer):
                                      "(relax_after_s), if that is still to come")
 
 
-class SupervisedTask(Task):
+class SupervisedTask(AuditedTask):
     waiting: Waiting = Field(None, description="pending tasks only: why the task is on "
                              "nobody's screen")
 
 
 class CreatedTasks(Answer):
-    tasks: list[Task] = Field(description="the tasks, in input order")
+    tasks: list[AuditedTask] = Field(description="the tasks, in input order")
 
 
 class TaskPage(Answer):
-    tasks: list[Task]
+    tasks: list[AuditedTask]
     next_cursor: str | None
 
 
@@ -222,11 +237,45 @@ class QueueInfo(Answer):
     description: str
     min_level: int
     relax_after_s: int | None
+    audit_rate: float = Field(description="share of completions audited, the floor of each "
+                              "reviewer's audit probability; 0: none")
     pending: int
     assigned: int
     oldest_pending_age_s: float | None
     online_qualified: int = Field(description="reviewers online with at least min_level")
     form: ReviewForm | None = Field(description="the review form (Review forms); null: none")
+
+
+class TrendDay(Answer):
+    day: str = Field(description="a UTC day, YYYY-MM-DD")
+    audits: int = Field(description="audits of the reviewer's work completed that day")
+    agreed: int
+    agreement_rate: float | None
+    gold_done: int
+    gold_correct: int
+    gold_accuracy: float | None
+
+
+class ReviewerQuality(Answer):
+    id: Id
+    username: str
+    completed: int
+    audits_done: int = Field(description="audits of this reviewer's work completed")
+    agreed: int
+    disputed: int
+    disputes_open: int = Field(description="disputed, not resolved yet")
+    agreement_rate: float | None = Field(description="agreed / audits_done; null: none yet")
+    gold_done: int
+    gold_correct: int
+    gold_accuracy: float | None = Field(description="gold_correct / gold_done; null: none yet")
+    audit_probability: float = Field(description="the chance a completion is audited, in the "
+                                     "most audited queue it has skills for")
+    trend: list[TrendDay] = Field(description="the last 7 UTC days, oldest first")
+
+
+class ReviewerQualities(Answer):
+    reviewers: list[ReviewerQuality]
+    at: Time
 
 
 class Queues(Answer):

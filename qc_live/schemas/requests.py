@@ -18,6 +18,7 @@ from .fields import (DEFAULT_LIST_LIMIT, LIST_LIMIT, MAX_NAME, PRIORITY_RANGE, C
 
 
 MIN_SECRET, MAX_SECRET = 16, 255
+AUDIT_FILTERS = ("agreed", "disputed", "open")
 
 
 def _url(value, _name, _context):
@@ -69,6 +70,8 @@ class NewTask(Body):
     deadline: Deadline | None = None
     external_id: ExternalId | None = None
     queue: QueueName | None = "default"
+    expected_outcome: Annotated[Outcome | None, Field(
+        description="a gold task: the right answer, never shown to reviewers")] = None
 
 
 def unknown_queue(queue: str) -> Invalid:
@@ -122,7 +125,7 @@ class TaskChanges(Changes):
     `deadline` may be null (it clears the deadline)."""
     model_config = ConfigDict(json_schema_extra={
         "minProperties": 1, "dependentSchemas": {"status": {"maxProperties": 1}}})
-    nullable: ClassVar[frozenset] = frozenset({"deadline"})
+    nullable: ClassVar[frozenset] = frozenset({"deadline", "expected_outcome"})
     status: CancelStatus = None  # first: a bad status is reported before anything else
     name: TaskName = None
     payload: Payload = None
@@ -130,6 +133,8 @@ class TaskChanges(Changes):
     deadline: Deadline | None = Field(None, description="null clears the deadline")
     queue: Annotated[QueueName, Field(description="pending tasks only (409 task_not_pending); "
                                       "it keeps its place (created_at)")] = None
+    expected_outcome: Annotated[Outcome | None, Field(
+        description="a gold task's answer; null: not gold")] = None
 
     @classmethod
     def check_whole(cls, data: dict) -> None:
@@ -231,6 +236,8 @@ class TaskListing(Query):
     completed_after: CompletedAfter = None
     completed_before: CompletedBefore = None
     q: Search = None
+    audit: Annotated[str, one_of(AUDIT_FILTERS, "bad_audit", strip=True), Field(
+        description="agreed, disputed, or open (disputed and not resolved yet)")] = None
     limit: Annotated[query_integer(*LIST_LIMIT), Field(description="page size")] \
         = DEFAULT_LIST_LIMIT
     cursor: Annotated[str, Field(description="next_cursor of the previous page (opaque)")] \
@@ -256,7 +263,19 @@ class TaskListing(Query):
                          priority=self.priority, queue=self.queue, outcome=self.outcome,
                          completed_after=self.completed_after,
                          completed_before=self.completed_before, q=self.q,
-                         order_by=self.order_by, limit=self.limit, after=self._after)
+                         order_by=self.order_by, limit=self.limit, after=self._after,
+                         audit=self.audit)
+
+
+AuditRate = Annotated[float, Field(ge=0, le=1, description="share of completions sent to a "
+                                   "blind second review (0..1), the floor of each reviewer's "
+                                   "adaptive rate; 0: none")]
+
+
+class Resolution(Body):
+    """POST /tasks/<id>/resolve: a supervisor's final verdict on a dispute."""
+    outcome: Outcome
+    note: Note | None = None
 
 
 class NewQueue(Body):
@@ -267,6 +286,7 @@ class NewQueue(Body):
     relax_after_s: Annotated[RelaxAfter, Field(description="after this long waiting, level 1 "
                                                "is enough; null: never")] = None
     form: Form = None
+    audit_rate: AuditRate = 0.0
 
 
 class QueueChanges(Changes):
@@ -275,6 +295,7 @@ class QueueChanges(Changes):
     min_level: Level = None
     relax_after_s: Annotated[RelaxAfter | None, Field(description="null: never relax")] = None
     form: Annotated[Form, Field(description="null: no form")] = None
+    audit_rate: AuditRate = None
 
     def changes(self) -> dict:
         return {name: getattr(self, name) for name in self.model_fields_set}

@@ -5,6 +5,17 @@ import { io } from "/vendor/socket.io.esm.min.js";
 import { accessToken, refreshAccess, sessionEnded } from "./session.js";
 import { setText } from "./dom.js";
 
+// Every socket live() opened, so a second module of the same page (quality.js)
+// can listen on it without a second connection: onLive(namespace, callback).
+const opened = [];
+const watchers = [];
+
+/** callback(socket) for the socket of `namespace`, now if it is open already, else when it is. */
+export function onLive(namespace, callback) {
+  watchers.push([namespace, callback]);
+  for (const [name, socket] of opened) if (name === namespace) callback(socket);
+}
+
 const LABELS = {
   connecting: "Connecting…",
   connected: "Connected",
@@ -113,5 +124,7 @@ export function live(namespace, indicator, onState = () => {}) {
   });
 
   set("connecting");
+  opened.push([namespace, socket]);
+  for (const [name, callback] of watchers) if (name === namespace) callback(socket);
   return socket;
 }

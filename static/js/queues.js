@@ -160,6 +160,15 @@ function numberField(input, label, { min, max } = {}) {
 
 let editingQueue = null; // the queue's name while the form edits one
 
+// Fields another module adds to the queue form (quality.js: audit_rate), each
+// {node, load(queue), read(body, editing)}; read throws an Error for a person.
+const extraFields = [];
+
+export function addQueueField(field) {
+  extraFields.push(field);
+  $("#queue-form-go").before(field.node);
+}
+
 function resetQueueForm() {
   editingQueue = null;
   $("#queue-form").reset();
@@ -178,6 +187,7 @@ function editQueue(queue) {
   $("#queue-description").value = queue.description || "";
   $("#queue-min-level").value = queue.min_level ?? "";
   $("#queue-relax").value = queue.relax_after_s ?? "";
+  for (const field of extraFields) field.load(queue);
   setText($("#queue-form-mode"), `Edit queue ${queue.name}:`);
   setText($("#queue-form-go"), "Save queue");
   $("#queue-form-cancel").hidden = false;
@@ -204,6 +214,7 @@ export function initQueueForm() {
       const relax = numberField($("#queue-relax"), "“Any level after”", { min: 0 });
       if (relax !== undefined) body.relax_after_s = relax;
       else if (editingQueue) body.relax_after_s = null; // blank: never relaxes
+      for (const field of extraFields) field.read(body, editingQueue);
     } catch (problem) {
       setText(error, problem.message);
       return;
