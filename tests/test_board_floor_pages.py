@@ -409,3 +409,28 @@ def test_results_pages_shown_stay_when_the_floor_completes_more(server, connect,
     # A filter is a new reading: its first page only.
     board.select_option("#results-outcome", "pass")
     results_are(board, done[:50])  # the fail is not a pass
+
+
+def test_review_form_editor_takes_no_rows_before_the_form_is_read(server, open_page):
+    """The editor reads the queue's form (GET /queues) before it takes edits:
+    a row added meanwhile would be replaced by the form read."""
+    server.create_user("sue", role="supervisor")
+    board = login(open_page(), server, "sue", lands_on="/supervisor")
+    expect(board.locator('#queue-tiles li[data-queue="default"]')).to_have_count(1)
+    released = []
+
+    def slow(route):
+        while not released:
+            board.wait_for_timeout(50)
+        route.continue_()
+    board.route("**/queues", slow)
+    board.locator('#queue-tiles li[data-queue="default"] .queue-form-edit').click()
+    expect(board.locator("#form-editor")).to_be_visible()
+    expect(board.locator("#form-add-display")).to_be_disabled()
+    expect(board.locator("#form-save")).to_be_disabled()
+    released.append(True)
+    board.click("#form-add-display")  # waits until the form is read
+    board.fill('#form-display .form-row input[data-key="field"]', "photo")
+    board.click("#form-save")
+    see(board, ".toast-ok:last-child", "The review form of default is saved.", contains=True)
+    assert _form(server, "default")["display"] == [{"field": "photo", "as": "text"}]

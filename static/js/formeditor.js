@@ -91,6 +91,13 @@ function fill(form) {
   preview();
 }
 
+function setBusy(editor, busy) {
+  editor.dataset.loading = String(busy);
+  for (const control of editor.querySelectorAll("button, input, select")) {
+    if (control.id !== "form-close" && !control.closest("#form-preview")) control.disabled = busy;
+  }
+}
+
 /** Open the editor on queue `name`, with its form as the server has it. */
 export async function editForm(name) {
   editing = name;
@@ -98,16 +105,22 @@ export async function editForm(name) {
   setText($("#form-editor-title"), `Review form of ${name}`);
   setText($("#form-error"), "");
   editor.dataset.queue = name;
+  // Until the queue's form is read, nothing can be added or saved: fill()
+  // replaces every row, so a row added meanwhile would vanish.
+  setBusy(editor, true);
   editor.hidden = false;
   let queue = null;
   try {
     const body = await api("GET", "/queues");
     queue = (body.queues || []).find((q) => q.name === name) || null;
   } catch (problem) {
-    setText($("#form-error"), `Could not read the queue: ${describe(problem)}`);
+    // Not an empty form to save over the real one: the editor stays closed to edits.
+    if (editing === name) setText($("#form-error"), `Could not read the queue: ${describe(problem)}`);
+    return;
   }
   if (editing !== name) return;
   fill(queue ? queue.form : null);
+  setBusy(editor, false);
   editor.scrollIntoView({ block: "nearest" });
 }
 
