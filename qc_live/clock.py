@@ -24,8 +24,34 @@ class Clock:
     database server's (kept in app.extensions["qc_clock"], synced by the
     runtime at start and on every heartbeat)."""
 
+    # A backward step no larger than this is absorbed (see now()); a larger one
+    # is a real correction of the clock and is taken as it comes.
+    MAX_HOLD = timedelta(seconds=1)
+
     def __init__(self):
-        self.offset = ZERO
+        self._offset = ZERO
+        self.last = datetime.min
+
+    @property
+    def offset(self) -> timedelta:
+        return self._offset
+
+    @offset.setter
+    def offset(self, value: timedelta) -> None:
+        """A deliberate step (an operator's, a test's): taken as is."""
+        self._offset, self.last = value, datetime.min
+
+    def now(self) -> datetime:
+        """This host's time plus the offset, never earlier than an earlier
+        answer: each sync measures the offset a little differently, and a
+        step back would put a later completion or a newer task before an
+        older one (FIFO, -completed_at). A backward step is absorbed by
+        holding the time until the host's clock catches up."""
+        moment = _local() + self._offset
+        if moment < self.last and self.last - moment < self.MAX_HOLD:
+            return self.last
+        self.last = moment
+        return moment
 
     def sync(self, read_database_utc) -> timedelta:
         """Measure the offset to the database clock. `read_database_utc()`
@@ -36,14 +62,14 @@ class Clock:
         remote = read_database_utc()
         took = time.monotonic() - started
         if remote is not None and took < 1.0:
-            self.offset = remote - (before + timedelta(seconds=took / 2))
-        return self.offset
+            self._offset = remote - (before + timedelta(seconds=took / 2))
+        return self._offset
 
 
 def utcnow() -> datetime:
     """Now, in UTC, on the current app's clock (this host's outside an app)."""
     clock = current_app.extensions.get("qc_clock") if has_app_context() else None
-    return _local() + (clock.offset if clock is not None else ZERO)
+    return clock.now() if clock is not None else _local()
 
 
 def ago(seconds: float) -> datetime:

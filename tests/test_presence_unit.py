@@ -231,3 +231,20 @@ def test_dispatch_looks_past_queue_head_tasks_that_concurrent_claims_hold(floor)
         other.rollback()
     assert [n.task["id"] for n in outcome.notices] == [second["id"]]
     assert floor.held(alice.id)["id"] == second["id"]
+
+
+def test_the_clock_never_steps_back_when_a_sync_measures_a_little_less(floor):
+    """Each heartbeat's sync measures the database's offset a little
+    differently; a few milliseconds less must not make a later timestamp
+    earlier (a completion before an older one, a new task ahead in FIFO)."""
+    from qc_live import clock, state
+    app_clock = state.clock()
+    base = clock._local()
+    app_clock.sync(lambda: clock._local() + timedelta(milliseconds=50))
+    first = clock.utcnow()
+    app_clock.sync(lambda: clock._local() + timedelta(milliseconds=5))  # 45 ms less
+    second = clock.utcnow()
+    assert second >= first
+    # A real correction (more than a second back) is taken, not held.
+    app_clock.sync(lambda: clock._local() - timedelta(seconds=30))
+    assert clock.utcnow() < base

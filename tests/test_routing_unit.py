@@ -309,8 +309,8 @@ def test_a_task_moved_to_another_queue_while_a_dispatch_pairs_it_is_not_handed_o
     floor_.floor.socket(alice, "s-alice", "p1")  # online and free, the task pending
     pair, moves = queue.match, [task["id"]]
 
-    def match_then_move(w, free, skip=frozenset()):
-        chosen = pair(w, free, skip)
+    def match_then_move(w, free, *args, **kwargs):
+        chosen = pair(w, free, *args, **kwargs)
         while moves:  # a PATCH {"queue": "fr"} commits meanwhile (once)
             with Session(db.engine) as other:
                 other.execute(sa.update(Task).where(Task.id == moves.pop()).values(queue="fr"))
