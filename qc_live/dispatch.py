@@ -366,11 +366,32 @@ class Dispatcher:
                 raise NotFound(f"task {task_id} does not exist", code="task_not_found")
             if Role(reader.role).rank >= Role.SUPERVISOR.rank:
                 return supervised_task_dict(row)
-            if row.assignee_id == reader.id or ever_held(session, task_id, reader.id):
+            if row.assignee_id == reader.id:
                 return task_dict(row)
+            if ever_held(session, task_id, reader.id):
+                # Held once, done by someone else: not their verdict to read
+                # (it may be audited, blind, by this very reviewer).
+                return task_dict(row, **OTHERS_VERDICT)
             raise Forbidden("this task is not yours", code="not_your_task")
         finally:
             session.rollback()
+
+
+# What a reviewer reading a task another reviewer did sees of that verdict.
+OTHERS_VERDICT = {"assignee_id": None, "outcome": None, "note": None, "reasons": None,
+                  "checklist": None}
+# History events only supervisors read: what the audit of a task found.
+AUDIT_EVENTS = ("audit_requested", "agreed", "disputed", "resolved")
+
+
+def history_for_reader(events: list[dict], reader) -> list[dict]:
+    """A task's history as `reader` may see it (task_for_reader let it read
+    the task): supervisors all of it; reviewers without the audit's events and
+    without the verdict (detail) of a completion that is not theirs."""
+    if Role(reader.role).rank >= Role.SUPERVISOR.rank:
+        return events
+    return [{**e, "detail": None} if e["kind"] == "completed" and e["reviewer_id"] != reader.id
+            else e for e in events if e["kind"] not in AUDIT_EVENTS]
 
 
 def ever_held(session, task_id: int, reviewer_id: int) -> bool:
