@@ -307,3 +307,24 @@ def test_an_auditor_who_once_held_the_original_cannot_read_its_verdict(start_ser
     assert "audit_requested" in admin_kinds and "disputed" in admin_kinds
     a.disconnect()
     b.disconnect()
+
+
+def test_an_audit_only_its_original_reviewer_could_take_says_so_in_waiting(start_server):
+    """Alice is the only reviewer, online and free: her work's audit waits,
+    and `waiting` must not say it goes out at her next claim."""
+    server = start_server(**FAST)
+    _audit_everything(server)
+    alice = server.reviewer("alice")
+    a = Reviewer(server, alice["token"]).connect()
+    a.next("idle")
+    [item] = server.add_tasks({"name": "item"})
+    assert a.task()["id"] == item["id"]
+    assert a.complete(item["id"], "pass")["ok"]
+    assert a.next("idle")["reason"] == "queue-empty"
+    [audit] = _listing(server, status="pending")
+    waiting = server.request("GET", f"/tasks/{audit['id']}", server.admin_token,
+                             expect=200).json()["waiting"]
+    assert (waiting["reason"], waiting["online_qualified"]) == \
+        ("no_qualified_reviewer_online", 0)
+    assert "original's reviewer" in waiting["message"]
+    a.disconnect()
