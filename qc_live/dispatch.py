@@ -335,8 +335,10 @@ class Dispatcher:
                                   code="unknown_queue")
                 moved.append(task_id)
             task, changed = lifecycle.edit(w, row, changes, actor_id)
+            # The holder sees what it can see again; a new gold answer alone
+            # sends nothing (that would tell it the task is gold).
             notices = [Assigned(row.holder_id, task, resent=True)] \
-                if changed and row.holder_id is not None else []
+                if changed - {"expected_outcome"} and row.holder_id is not None else []
             return Outcome(task, notices)
         outcome = lifecycle.run(session, work)
         # In another queue, other reviewers may qualify: one of them may be free.
@@ -386,12 +388,26 @@ AUDIT_EVENTS = ("audit_requested", "agreed", "disputed", "resolved")
 
 def history_for_reader(events: list[dict], reader) -> list[dict]:
     """A task's history as `reader` may see it (task_for_reader let it read
-    the task): supervisors all of it; reviewers without the audit's events and
-    without the verdict (detail) of a completion that is not theirs."""
+    the task): supervisors all of it; reviewers without the audit's events,
+    without the verdict (detail) of a completion that is not theirs, and
+    without edits of the gold answer (expected_outcome)."""
     if Role(reader.role).rank >= Role.SUPERVISOR.rank:
         return events
-    return [{**e, "detail": None} if e["kind"] == "completed" and e["reviewer_id"] != reader.id
-            else e for e in events if e["kind"] not in AUDIT_EVENTS]
+    shown = []
+    for e in events:
+        if e["kind"] in AUDIT_EVENTS:
+            continue
+        if e["kind"] == "completed" and e["reviewer_id"] != reader.id:
+            e = {**e, "detail": None}
+        elif e["kind"] == "updated" and "expected_outcome" in (e["detail"] or {}).get(
+                "fields", ()):
+            # Nor that it is a gold task: an edit of its answer alone is not shown.
+            fields = [f for f in e["detail"]["fields"] if f != "expected_outcome"]
+            if not fields:
+                continue
+            e = {**e, "detail": {**e["detail"], "fields": fields}}
+        shown.append(e)
+    return shown
 
 
 def ever_held(session, task_id: int, reviewer_id: int) -> bool:

@@ -328,3 +328,32 @@ def test_an_audit_only_its_original_reviewer_could_take_says_so_in_waiting(start
         ("no_qualified_reviewer_online", 0)
     assert "original's reviewer" in waiting["message"]
     a.disconnect()
+
+
+def test_the_holder_of_a_gold_task_cannot_tell_it_is_gold_from_its_history(start_server):
+    """A supervisor makes alice's held task gold (and renames it): making it
+    gold sends her nothing (a task-assigned again with nothing new would say
+    so), and neither her pushes nor the task's history name the answer or
+    the field."""
+    server = start_server(**FAST)
+    alice = server.reviewer("alice")
+    a = Reviewer(server, alice["token"]).connect()
+    a.next("idle")
+    [item] = server.add_tasks({"name": "item"})
+    assert a.task()["id"] == item["id"]
+    server.request("PATCH", f"/tasks/{item['id']}", server.admin_token, expect=200,
+                   json={"expected_outcome": "fail"})
+    assert a.quiet(1) == []
+    server.request("PATCH", f"/tasks/{item['id']}", server.admin_token, expect=200,
+                   json={"expected_outcome": "pass", "name": "item 2"})
+    assert a.task()["name"] == "item 2"
+    history = server.request("GET", f"/tasks/{item['id']}/history", alice["token"],
+                             expect=200).json()["events"]
+    assert "expected_outcome" not in json.dumps(history)
+    assert [e["detail"] for e in history if e["kind"] == "updated"] == [{"fields": ["name"]}]
+    admin = server.request("GET", f"/tasks/{item['id']}/history", server.admin_token,
+                           expect=200).json()["events"]
+    assert [e["detail"]["fields"] for e in admin if e["kind"] == "updated"] == \
+        [["expected_outcome"], ["expected_outcome", "name"]]
+    _reviewer_saw_nothing_hidden(a)
+    a.disconnect()
