@@ -102,9 +102,25 @@ def sampled(conn, row, outcome: str | None, draw=random.random) -> bool:
 _BY_ASSIGNEE = (Task.assignee_id + 0).label("assignee_id")
 
 
-def _index(name: str, dialect: str) -> tuple:
-    """with_hint's arguments: read Task by index `name` on MySQL/MariaDB."""
-    return Task, f"FORCE INDEX ({name})", dialect
+def _by_index(statement, name: str):
+    """`statement`, reading Task by index `name` on MySQL/MariaDB."""
+    hint = f"FORCE INDEX ({name})"
+    return statement.with_hint(Task, hint, "mysql").with_hint(Task, hint, "mariadb")
+
+
+# Every reviewer's audited work: (reviewer, finding, not final yet, n).
+AUDITED_BY_REVIEWER = _by_index(
+    sa.select(_BY_ASSIGNEE, Task.audit, Task.finalized_at.is_(None), sa.func.count())
+    .where(Task.audit.in_(FINDINGS))
+    .group_by(_BY_ASSIGNEE, Task.audit, Task.finalized_at.is_(None)),
+    "ix_tasks_audit_assignee")
+# Every reviewer's completed gold tasks: (reviewer, done, correct).
+GOLD_BY_REVIEWER = _by_index(
+    sa.select(_BY_ASSIGNEE, sa.func.count(),
+              sa.func.sum(sa.case((Task.outcome == Task.expected_outcome, 1), else_=0)))
+    .where(Task.expected_outcome.in_(OUTCOMES), Task.outcome.is_not(None))
+    .group_by(_BY_ASSIGNEE),
+    "ix_tasks_gold_assignee")
 
 
 def reviewer_figures(session, now=None, trend: bool = True) -> list[dict]:
@@ -127,23 +143,12 @@ def reviewer_figures(session, now=None, trend: bool = True) -> list[dict]:
         sa.select(Task.assignee_id, sa.func.count()).where(Task.status == _COMPLETED)
         .group_by(Task.assignee_id)).all())
     audits = defaultdict(lambda: defaultdict(int))
-    for rid, audit, open_, n in session.execute(
-            sa.select(_BY_ASSIGNEE, Task.audit, Task.finalized_at.is_(None), sa.func.count())
-            .where(Task.audit.in_(FINDINGS))  # the audited tasks only
-            .group_by(_BY_ASSIGNEE, Task.audit, Task.finalized_at.is_(None))
-            .with_hint(*_index("ix_tasks_audit_assignee", "mysql"))
-            .with_hint(*_index("ix_tasks_audit_assignee", "mariadb"))):
+    for rid, audit, open_, n in session.execute(AUDITED_BY_REVIEWER):
         audits[rid][audit] += n
         if audit == DISPUTED and open_:
             audits[rid]["open"] += n
-    gold = {rid: (n, int(c or 0)) for rid, n, c in session.execute(
-        sa.select(_BY_ASSIGNEE, sa.func.count(),
-                  sa.func.sum(sa.case((Task.outcome == Task.expected_outcome, 1), else_=0)))
-        .where(Task.expected_outcome.in_(OUTCOMES),  # the gold tasks only
-               Task.outcome.is_not(None))
-        .with_hint(*_index("ix_tasks_gold_assignee", "mysql"))
-        .with_hint(*_index("ix_tasks_gold_assignee", "mariadb"))
-        .group_by(_BY_ASSIGNEE))}
+    gold = {rid: (n, int(c or 0))
+            for rid, n, c in session.execute(GOLD_BY_REVIEWER)}
     floors = defaultdict(float)
     for rid, rate in session.execute(
             sa.select(sql.skills.c.user_id, sa.func.max(sql.queues.c.audit_rate))
