@@ -8,6 +8,7 @@ from . import export, importer, routing, state
 from .api import Media, api
 from .auth import role_required
 from .database import yield_to_loop
+from .dispatch import history_for_reader
 from .errors import BadRequest, Conflict, NotFound, UnsupportedMediaType
 from .extensions import db
 from .history import task_events
@@ -211,7 +212,8 @@ def patch_task(task_id: int, body: TaskChanges):
 def task_history(task_id: int):
     """Supervisors: any task. Reviewers: a task they hold or held."""
     task = state.dispatcher().task_for_reader(db.session, _existing_id(task_id), current_user)
-    return jsonify({"task_id": task["id"], "events": task_events(db.session, task["id"])})
+    events = history_for_reader(task_events(db.session, task["id"]), current_user)
+    return jsonify({"task_id": task["id"], "events": events})
 
 
 @bp.post("/tasks/<int:task_id>/release")

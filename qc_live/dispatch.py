@@ -335,8 +335,10 @@ class Dispatcher:
                                   code="unknown_queue")
                 moved.append(task_id)
             task, changed = lifecycle.edit(w, row, changes, actor_id)
+            # The holder sees what it can see again; a new gold answer alone
+            # sends nothing (that would tell it the task is gold).
             notices = [Assigned(row.holder_id, task, resent=True)] \
-                if changed and row.holder_id is not None else []
+                if changed - {"expected_outcome"} and row.holder_id is not None else []
             return Outcome(task, notices)
         outcome = lifecycle.run(session, work)
         # In another queue, other reviewers may qualify: one of them may be free.
@@ -366,11 +368,46 @@ class Dispatcher:
                 raise NotFound(f"task {task_id} does not exist", code="task_not_found")
             if Role(reader.role).rank >= Role.SUPERVISOR.rank:
                 return supervised_task_dict(row)
-            if row.assignee_id == reader.id or ever_held(session, task_id, reader.id):
+            if row.assignee_id == reader.id:
                 return task_dict(row)
+            if ever_held(session, task_id, reader.id):
+                # Held once, done by someone else: not their verdict to read
+                # (it may be audited, blind, by this very reviewer).
+                return task_dict(row, **OTHERS_VERDICT)
             raise Forbidden("this task is not yours", code="not_your_task")
         finally:
             session.rollback()
+
+
+# What a reviewer reading a task another reviewer did sees of that verdict.
+OTHERS_VERDICT = {"assignee_id": None, "outcome": None, "note": None, "reasons": None,
+                  "checklist": None}
+# History events only supervisors read: what the audit of a task found.
+AUDIT_EVENTS = ("audit_requested", "agreed", "disputed", "resolved")
+
+
+def history_for_reader(events: list[dict], reader) -> list[dict]:
+    """A task's history as `reader` may see it (task_for_reader let it read
+    the task): supervisors all of it; reviewers without the audit's events,
+    without the verdict (detail) of a completion that is not theirs, and
+    without edits of the gold answer (expected_outcome)."""
+    if Role(reader.role).rank >= Role.SUPERVISOR.rank:
+        return events
+    shown = []
+    for e in events:
+        if e["kind"] in AUDIT_EVENTS:
+            continue
+        if e["kind"] == "completed" and e["reviewer_id"] != reader.id:
+            e = {**e, "detail": None}
+        elif e["kind"] == "updated" and "expected_outcome" in (e["detail"] or {}).get(
+                "fields", ()):
+            # Nor that it is a gold task: an edit of its answer alone is not shown.
+            fields = [f for f in e["detail"]["fields"] if f != "expected_outcome"]
+            if not fields:
+                continue
+            e = {**e, "detail": {**e["detail"], "fields": fields}}
+        shown.append(e)
+    return shown
 
 
 def ever_held(session, task_id: int, reviewer_id: int) -> bool:

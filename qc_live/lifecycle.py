@@ -372,17 +372,18 @@ def _end(w: Work, row, status: str, kind: str, actor_id, announced: str) -> dict
     return supervised_task_dict(row, status=status, holder_id=None)
 
 
-def edit(w: Work, row, changes: dict, actor_id: int | None) -> tuple[dict, bool]:
+def edit(w: Work, row, changes: dict, actor_id: int | None) -> tuple[dict, set]:
     """A live task's name, payload, priority or deadline. Returns the task and
-    whether anything changed (an edit that changes nothing records nothing)."""
+    the names of the fields that changed (an edit that changes nothing
+    records nothing)."""
     changed = {k: v for k, v in changes.items() if k in EDITABLE and row._mapping[k] != v}
     if not changed:
-        return supervised_task_dict(row), False
+        return supervised_task_dict(row), set()
     w.conn.execute(sa.update(sql.tasks).where(sql.tasks.c.id == row.id)
                    .values(**changed, updated_at=w.now))
     w.event(row.id, "updated", reviewer_id=row.holder_id, actor_id=actor_id,
             detail={"fields": sorted(changed)})
-    return supervised_task_dict(row, **changed), True
+    return supervised_task_dict(row, **changed), set(changed)
 
 
 # --- the reviewer's side of an edge ---------------------------------------------

@@ -292,6 +292,11 @@ sa.Index("ix_tasks_assignee_deadline", Task.assignee_id, Task.status, Task.deadl
 sa.Index("ix_tasks_assignee_audit", Task.assignee_id, Task.audit)
 sa.Index("ix_tasks_assignee_gold", Task.assignee_id, Task.expected_outcome, Task.outcome)
 sa.Index("ix_tasks_audit_created", Task.audit, Task.finalized_at, Task.created_at, Task.id)
+# Every reviewer's figures at once (audits.reviewer_figures: the board's
+# snapshot, up to ten times a second): covering reads of the audited and the
+# gold tasks only, not of every task (0007_quality_indexes).
+sa.Index("ix_tasks_audit_assignee", Task.audit, Task.finalized_at, Task.assignee_id)
+sa.Index("ix_tasks_gold_assignee", Task.expected_outcome, Task.assignee_id, Task.outcome)
 
 
 class TaskEvent(db.Model):

@@ -228,13 +228,18 @@ def waiting(session, config, task_row) -> dict | None:
         .join(Skill, Skill.user_id == User.id)
         .where(Skill.queue == queue.name, Skill.level >= need,
                User.role == Role.REVIEWER.value, User.active.is_(True),
-               live_socket_exists(User.id, config.lease_seconds))).all()
+               live_socket_exists(User.id, config.lease_seconds),
+               # An audit never goes to the original's reviewer (queue.py).
+               User.id != (task_row.excluded_reviewer_id or 0))).all()
     session.rollback()
     relax = relax_in(queue, task_row.created_at, now) if need > 1 else None
     extra = {"level_needed": need, "online_qualified": len(rows),
              "relax_in_s": relax}
     if not rows:
         text = f"no reviewer with level {need} or more for queue {queue.name!r} is online"
+        if task_row.excluded_reviewer_id is not None:
+            text += (f" but the original's reviewer ({task_row.excluded_reviewer_id}), "
+                     "who never audits its own work")
         if relax is not None:
             text += f"; from level 1 in {relax:g} s (relax_after_s)"
         return {"reason": "no_qualified_reviewer_online", "message": text, **extra}

@@ -263,3 +263,97 @@ def test_a_cancelled_audit_leaves_the_original_verdict_final(start_server):
         a.quiet(1)
         assert _finalized(receiver) == {item["id"]: 1}
         a.disconnect()
+
+
+def test_an_auditor_who_once_held_the_original_cannot_read_its_verdict(start_server):
+    """Bob held the item, it was released and alice did it: bob may audit it,
+    so neither GET /tasks/<id> nor its history gives him alice's verdict, and
+    alice's history of her own task says nothing of the audit."""
+    server = start_server(**FAST)
+    _audit_everything(server)
+    alice, bob = server.reviewer("alice"), server.reviewer("bob")
+    b = Reviewer(server, bob["token"]).connect()
+    b.next("idle")
+    [item] = server.add_tasks({"name": "item"})
+    assert b.task()["id"] == item["id"]
+    server.request("PUT", "/availability", server.admin_token, expect=200,
+                   json={"availability": 0, "user_id": bob["id"]})
+    server.request("POST", f"/tasks/{item['id']}/release", server.admin_token, expect=200)
+    a = Reviewer(server, alice["token"]).connect()
+    assert a.task()["id"] == item["id"]
+    assert a.complete(item["id"], "fail", note="secret note")["ok"]
+    server.request("PUT", "/availability", server.admin_token, expect=200,
+                   json={"availability": 1, "user_id": bob["id"]})
+    audit = b.task()
+    assert (audit["kind"], audit["review_of"]) == ("audit", item["id"])
+
+    seen = server.request("GET", f"/tasks/{item['id']}", bob["token"], expect=200).json()
+    assert (seen["outcome"], seen["note"], seen["assignee_id"]) == (None, None, None)
+    history = server.request("GET", f"/tasks/{item['id']}/history", bob["token"],
+                             expect=200).json()["events"]
+    assert "secret note" not in json.dumps(history) and '"fail"' not in json.dumps(history)
+    assert [e["detail"] for e in history if e["kind"] == "completed"] == [None]
+    # Alice's own view keeps her verdict.
+    own = server.request("GET", f"/tasks/{item['id']}", alice["token"], expect=200).json()
+    assert (own["outcome"], own["note"]) == ("fail", "secret note")
+
+    assert b.complete(audit["id"], "pass")["ok"]
+    assert server.task(item["id"])["audit"] == "disputed"
+    kinds = [e["kind"] for e in server.request(
+        "GET", f"/tasks/{item['id']}/history", alice["token"], expect=200).json()["events"]]
+    assert "disputed" not in kinds and "audit_requested" not in kinds
+    admin_kinds = [e["kind"] for e in server.request(
+        "GET", f"/tasks/{item['id']}/history", server.admin_token, expect=200).json()["events"]]
+    assert "audit_requested" in admin_kinds and "disputed" in admin_kinds
+    a.disconnect()
+    b.disconnect()
+
+
+def test_an_audit_only_its_original_reviewer_could_take_says_so_in_waiting(start_server):
+    """Alice is the only reviewer, online and free: her work's audit waits,
+    and `waiting` must not say it goes out at her next claim."""
+    server = start_server(**FAST)
+    _audit_everything(server)
+    alice = server.reviewer("alice")
+    a = Reviewer(server, alice["token"]).connect()
+    a.next("idle")
+    [item] = server.add_tasks({"name": "item"})
+    assert a.task()["id"] == item["id"]
+    assert a.complete(item["id"], "pass")["ok"]
+    assert a.next("idle")["reason"] == "queue-empty"
+    [audit] = _listing(server, status="pending")
+    waiting = server.request("GET", f"/tasks/{audit['id']}", server.admin_token,
+                             expect=200).json()["waiting"]
+    assert (waiting["reason"], waiting["online_qualified"]) == \
+        ("no_qualified_reviewer_online", 0)
+    assert "original's reviewer" in waiting["message"]
+    a.disconnect()
+
+
+def test_the_holder_of_a_gold_task_cannot_tell_it_is_gold_from_its_history(start_server):
+    """A supervisor makes alice's held task gold (and renames it): making it
+    gold sends her nothing (a task-assigned again with nothing new would say
+    so), and neither her pushes nor the task's history name the answer or
+    the field."""
+    server = start_server(**FAST)
+    alice = server.reviewer("alice")
+    a = Reviewer(server, alice["token"]).connect()
+    a.next("idle")
+    [item] = server.add_tasks({"name": "item"})
+    assert a.task()["id"] == item["id"]
+    server.request("PATCH", f"/tasks/{item['id']}", server.admin_token, expect=200,
+                   json={"expected_outcome": "fail"})
+    assert a.quiet(1) == []
+    server.request("PATCH", f"/tasks/{item['id']}", server.admin_token, expect=200,
+                   json={"expected_outcome": "pass", "name": "item 2"})
+    assert a.task()["name"] == "item 2"
+    history = server.request("GET", f"/tasks/{item['id']}/history", alice["token"],
+                             expect=200).json()["events"]
+    assert "expected_outcome" not in json.dumps(history)
+    assert [e["detail"] for e in history if e["kind"] == "updated"] == [{"fields": ["name"]}]
+    admin = server.request("GET", f"/tasks/{item['id']}/history", server.admin_token,
+                           expect=200).json()["events"]
+    assert [e["detail"]["fields"] for e in admin if e["kind"] == "updated"] == \
+        [["expected_outcome"], ["expected_outcome", "name"]]
+    _reviewer_saw_nothing_hidden(a)
+    a.disconnect()
