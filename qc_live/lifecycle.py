@@ -38,7 +38,7 @@ from flask import current_app
 from . import audits, forms, outbox, sql
 from .clock import utcnow
 from .database import is_sqlite, run_write
-from .errors import Conflict, NotFound
+from .errors import Conflict, Invalid, NotFound
 from .group_commit import run_write_shared
 from .models import DEFAULT_QUEUE, KIND_AUDIT, supervised_task_dict, task_dict
 from .notices import Assigned
@@ -377,6 +377,11 @@ def edit(w: Work, row, changes: dict, actor_id: int | None) -> tuple[dict, set]:
     the names of the fields that changed (an edit that changes nothing
     records nothing)."""
     changed = {k: v for k, v in changes.items() if k in EDITABLE and row._mapping[k] != v}
+    if changed.get("expected_outcome") is not None and row.kind == KIND_AUDIT:
+        # Its answer is the original's verdict, checked by agreement; as gold it
+        # would also settle the original and count twice for its reviewer.
+        raise Invalid(f"task {row.id} is an audit; only review tasks can be gold tasks",
+                      code="audit_not_gold")
     if not changed:
         return supervised_task_dict(row), set()
     w.conn.execute(sa.update(sql.tasks).where(sql.tasks.c.id == row.id)

@@ -357,3 +357,20 @@ def test_the_holder_of_a_gold_task_cannot_tell_it_is_gold_from_its_history(start
         [["expected_outcome"], ["expected_outcome", "name"]]
     _reviewer_saw_nothing_hidden(a)
     a.disconnect()
+
+
+def test_an_audit_cannot_be_made_a_gold_task(server):
+    _audit_everything(server)
+    alice = server.reviewer("alice")
+    a = Reviewer(server, alice["token"]).connect()
+    a.next("idle")
+    [item] = server.add_tasks({"name": "item"})
+    assert a.task()["id"] == item["id"]
+    assert a.complete(item["id"], "pass")["ok"]
+    [audit] = _listing(server, status="pending")
+    refused = server.request("PATCH", f"/tasks/{audit['id']}", server.admin_token,
+                             json={"expected_outcome": "fail"})
+    assert_error(refused, 422, "audit_not_gold")
+    assert server.task(audit["id"])["expected_outcome"] is None
+    assert server.task(item["id"])["audit"] is None  # the original still waits for its audit
+    a.disconnect()
