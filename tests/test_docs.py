@@ -132,3 +132,16 @@ def test_the_readme_layout_lists_every_module_of_qc_live_and_no_other():
                 if p.is_dir() and (p / "__init__.py").exists()}
     assert listed == modules, (f"missing from the README: {sorted(modules - listed)}; "
                                f"listed but gone: {sorted(listed - modules)}")
+
+
+def test_every_error_code_the_server_raises_is_in_the_readme_table():
+    """A client branches on `error.code`: each code raised in qc_live/ (a
+    `code="..."` argument) is listed in the README's "Error codes" table."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### Error codes"):readme.index("\n## ", readme.index(
+        "### Error codes"))]
+    listed = set(re.findall(r"`([a-z_]+)`", table))
+    raised = {code for path in CODE for code in re.findall(r'\bcode="([a-z_]+)"',
+                                                             path.read_text())}
+    assert raised, "no codes found: the pattern no longer matches the code"
+    assert sorted(raised - listed) == []
