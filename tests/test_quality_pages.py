@@ -251,6 +251,12 @@ def test_a_supervisor_sees_a_dispute_and_quality_live_and_resolves_it(
                             expect=200).json()["tasks"]
     assert all(t["finalized_at"] is not None for t in listed if t["id"] == door["id"])
     see(board, f'{row} td[data-figure="disputes_open"]', "0")
+    # The task drawer shows the audit's finding and the final verdict.
+    board.fill("#search", f"#{door['id']}")
+    board.press("#search", "Enter")
+    board.locator("#search-results .search-hit").first.click()
+    see(board, '#drawer dd[data-field="audit"]', "disputed")
+    see(board, '#drawer dd[data-field="final"]', f"pass · {RESOLUTION}", contains=True)
     wait_until(lambda: json.dumps(server.request("GET", "/stats/reviewers", server.admin_token,
                                                  expect=200).json()).count('"disputes_open": 1') == 0,
                what="no open dispute in /stats/reviewers")

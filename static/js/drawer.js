@@ -161,7 +161,15 @@ export async function openTask(id) {
       field("Created", when(task.created_at), "created_at"),
       field("Assigned", when(task.assigned_at), "assigned_at"),
       field("Completed", when(task.completed_at), "completed_at"),
-      field("Deadline", when(task.deadline), "deadline")),
+      field("Deadline", when(task.deadline), "deadline"),
+      // Supervisors' fields of second reviews and gold tasks (docs/api.md).
+      task.kind === "audit" ? field("Second review of", taskLink(task.review_of), "review_of") : null,
+      task.expected_outcome ? field("Gold answer", task.expected_outcome, "expected_outcome") : null,
+      task.audit ? field("Audit", task.audit, "audit") : null,
+      task.finalized_at
+        ? field("Final verdict", `${task.final_outcome ?? "–"}${task.final_note ? ` · ${task.final_note}` : ""}`
+          + ` (${when(task.finalized_at)})`, "final")
+        : null),
     actionsView(task),
     verdictView(task),
     h("section", {}, h("h3", {}, "Payload"), payloadView(task.payload)),
