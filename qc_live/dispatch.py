@@ -79,7 +79,13 @@ class Dispatcher:
         restarts) and the next task as acknowledged, in the same transaction.
 
         Completions that arrive together share a transaction on SQLite
-        (group_commit): every refusal below comes before the first write."""
+        (group_commit): every refusal below comes before the first write.
+
+        A completion sampled for a second review creates its audit task, which
+        the completer never gets: after the commit it goes to another free
+        qualified reviewer at once (dispatch_pending), not at the next sweep."""
+        created = []
+
         def work(w: Work):
             reviewer = lock_reviewer(w, reviewer_id)
             row = w.conn.execute(sql.LOCK_TASK, {"task_id": task_id}).first()
@@ -95,6 +101,7 @@ class Dispatcher:
                               code="outcome_required")
             # finish refuses an invalid verdict before it writes anything
             done = lifecycle.finish(w, row, outcome, note, reasons, checklist)
+            created[:] = w.audits_created
             if over_rest:
                 presence.seen_over_rest(w.session, reviewer_id, self.lease_seconds)
             assigned = self._claim(w, reviewer_id) if queue.can_work(reviewer) else None
@@ -106,7 +113,8 @@ class Dispatcher:
             lifecycle.free(w, reviewer_id)
             reason = "queue-empty" if queue.can_work(reviewer) else "paused"
             return Outcome({"task": done, "next_task": None}, [Idle(reviewer_id, reason)])
-        return lifecycle.run(session, work, shared=True, refusals=(QCError,))
+        outcome = lifecycle.run(session, work, shared=True, refusals=(QCError,))
+        return outcome.extend(self.dispatch_pending(session)) if created else outcome
 
     def set_availability(self, session, reviewer_id: int, available: bool, claim: bool,
                          over_rest: bool = False) -> Outcome:

@@ -68,7 +68,7 @@ class Work:
     for everything it writes), and the history rows and webhook events it
     writes before commit."""
 
-    __slots__ = ("session", "conn", "now", "_events", "_announced")
+    __slots__ = ("session", "conn", "now", "_events", "_announced", "audits_created")
 
     def __init__(self, session):
         self.session = session
@@ -76,6 +76,9 @@ class Work:
         self.now = utcnow()
         self._events = []
         self._announced = []
+        # Audit tasks this transaction created: new work for reviewers other
+        # than the one who just completed (Dispatcher.complete hands them out).
+        self.audits_created = []
 
     def event(self, task_id: int, kind: str, reviewer_id=None, actor_id=None,
               detail=None) -> None:
@@ -286,6 +289,7 @@ def _create_audit(w: Work, row) -> int:
                               "created_at": w.now, "updated_at": w.now}])
     w.event(audit_id, "created", detail={"audit_of": row.id})
     w.event(row.id, "audit_requested", reviewer_id=row.holder_id, detail={"audit": audit_id})
+    w.audits_created.append(audit_id)
     return audit_id
 
 

@@ -374,3 +374,22 @@ def test_an_audit_cannot_be_made_a_gold_task(server):
     assert server.task(audit["id"])["expected_outcome"] is None
     assert server.task(item["id"])["audit"] is None  # the original still waits for its audit
     a.disconnect()
+
+
+def test_an_audit_goes_to_a_free_reviewer_the_moment_it_is_created(start_server):
+    """The completion that samples an audit hands it to another free qualified
+    reviewer in the same breath, not at the next periodic sweep (60 s here)."""
+    server = start_server(QC_SWEEP_SECONDS="60")
+    _audit_everything(server)
+    alice, bob = server.reviewer("alice"), server.reviewer("bob")
+    a = Reviewer(server, alice["token"]).connect()
+    a.next("idle")
+    b = Reviewer(server, bob["token"]).connect()
+    b.next("idle")
+    [item] = server.add_tasks({"name": "item"})
+    assert a.task()["id"] == item["id"]  # alice has waited longest
+    assert a.complete(item["id"], "pass")["ok"]
+    audit = b.task(timeout=10)
+    assert (audit["kind"], audit["review_of"]) == ("audit", item["id"])
+    a.disconnect()
+    b.disconnect()
