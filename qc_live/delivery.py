@@ -74,6 +74,9 @@ class Delivery:
     last: float
     sids: dict = field(default_factory=dict)  # sid -> _content of the copy shown
     acked: bool = False
+    # sid -> when that socket was first shown the offer: the ack timeout runs
+    # per socket (a tab opened after another closed has its own time to answer).
+    shown_at: dict = field(default_factory=dict)
 
 
 class Deliveries:
@@ -94,6 +97,7 @@ class Deliveries:
             if record.sids.get(sid) == shown:
                 return False
             record.sids[sid], record.last = shown, now
+            record.shown_at.setdefault(sid, now)
             return True
 
     def acknowledged(self, offer: Offer) -> None:
@@ -107,7 +111,8 @@ class Deliveries:
         with self._lock:
             record = self._offers.get(offer)
             return None if record is None else Delivery(record.first, record.last,
-                                                         dict(record.sids), record.acked)
+                                                         dict(record.sids), record.acked,
+                                                         dict(record.shown_at))
 
     def keep_only(self, offers: set[Offer], read_at: float) -> None:
         """Forget the offers that ended: not among `offers` (those still
@@ -117,6 +122,16 @@ class Deliveries:
         with self._lock:
             self._offers = {o: r for o, r in self._offers.items()
                             if o in offers or r.last >= horizon}
+
+
+def _unanswered(record: Delivery, sids: list[str], now: float, timeout: float) -> bool:
+    """Every socket of the reviewer here was shown the offer, the latest of
+    them at least `timeout` seconds ago, and none answered. Counting from the
+    first copy instead paused a reviewer whose tab closed before answering and
+    who came back after the timeout: the reopened tab was shown the offer, and
+    a sweep between that and its ack found it "unanswered" (seen on CI)."""
+    shown = [record.shown_at.get(sid) for sid in sids]
+    return None not in shown and now - max(shown) >= timeout
 
 
 class Offers:
@@ -187,7 +202,7 @@ class Offers:
             if record is not None and record.acked:
                 # A socket here acked it, but the write has not landed (or failed).
                 self.acks.add(task_id, holder_id)
-            elif record is not None and now - record.first >= cfg.ack_timeout_seconds:
+            elif record is not None and _unanswered(record, sids, now, cfg.ack_timeout_seconds):
                 overdue.append((task_id, holder_id, assigned_at))
             elif assigned_at <= resend_made_before:
                 missing = [sid for sid in sids if record is None or sid not in record.sids]

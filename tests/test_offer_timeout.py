@@ -111,3 +111,47 @@ def test_a_reviewer_whose_tab_closed_before_the_ack_is_not_paused(start_server):
     users = server.request("GET", "/users", server.admin_token, expect=200).json()["users"]
     assert all(u["available"] for u in users if u["role"] == "reviewer"), users
     later.disconnect()
+
+
+def test_a_tab_reopened_after_the_ack_timeout_gets_its_own_time_to_answer(start_server):
+    """The first tab closed without answering; the reopened one is shown the
+    task after the ack timeout has passed for the first copy. It answers in
+    0.6 s, within the timeout: a sweep (every 0.2 s here) in between must not
+    take the task back and pause the reviewer."""
+    server = start_server(QC_ACK_TIMEOUT="1", QC_GRACE_SECONDS="60", QC_SWEEP_SECONDS="0.2")
+    alice = server.reviewer("alice")
+    offered, closed = threading.Event(), threading.Event()
+    gone = socketio.Client(reconnection=False)
+
+    @gone.on("task-assigned", namespace="/reviewer")
+    def never_answers(data):
+        offered.set()
+        closed.wait(10)  # the tab closes before it answers
+        return {"ok": True}
+
+    gone.connect(server.url, namespaces=["/reviewer"], auth={"token": alice["token"]},
+                 wait_timeout=10)
+    [task] = server.add_tasks({"name": "offered to a tab that closed"})
+    assert offered.wait(10)
+    gone.disconnect()
+    closed.set()
+    time.sleep(2)  # past the ack timeout for the first copy
+
+    answered = threading.Event()
+    slow = socketio.Client(reconnection=False)
+
+    @slow.on("task-assigned", namespace="/reviewer")
+    def answers_in_a_while(data):
+        time.sleep(0.6)
+        answered.set()
+        return {"ok": True}
+
+    slow.connect(server.url, namespaces=["/reviewer"], auth={"token": alice["token"]},
+                 wait_timeout=10)
+    assert answered.wait(10)
+    time.sleep(1.5)  # several sweeps
+    held = server.task(task["id"])
+    assert (held["status"], held["assignee_id"]) == ("assigned", alice["id"])
+    users = server.request("GET", "/users", server.admin_token, expect=200).json()["users"]
+    assert [u["available"] for u in users if u["id"] == alice["id"]] == [True], users
+    slow.disconnect()
