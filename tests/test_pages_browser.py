@@ -360,7 +360,9 @@ def test_board_actions_release_pause_resume_cancel_and_reprioritise(server, open
     row.get_by_role("button", name="Pause").click()
     see(board, ".toast-ok:last-child", "alice is paused", contains=True)
     alice.keyboard.press("p")  # pausing keeps the current task; no new one comes after it
-    see(alice, "#empty-title", "You are paused")
+    # 15 s: on a loaded MariaDB CI pass the idle (paused) once took longer than 5 s
+    # to show; the cause is not known (not a lost event: it passes alone).
+    see(alice, "#empty-title", "You are paused", timeout=15000)
     see(alice, "#pause", "Resume")
     see(board, cell("alice", 2), "Paused", timeout=1000)
 
